@@ -1,0 +1,289 @@
+//! Configuration: parse a RON file into a validated [`Config`].
+//!
+//! Parsing happens in two steps. RON text is first deserialized into loose `raw`
+//! types, where addresses and durations are still strings; only syntax errors, unknown
+//! fields and wrong types stop there (one error, with its line and column). The raw
+//! tree is then validated into [`Config`], and *every* problem found is reported with
+//! the path of the field it is in, so a user can fix a file in one pass.
+//!
+//! ```ron
+//! (
+//!     workers: 2,
+//!     listeners: [
+//!         (name: "db", bind: "127.0.0.1:15432", protocol: Tcp(pool: "pg"),
+//!          timeouts: (connect: "1s", idle: "5m")),
+//!     ],
+//!     pools: [
+//!         (name: "pg", balance: RoundRobin, backends: [
+//!             (addr: "127.0.0.1:25432", weight: 3),
+//!             (addr: "127.0.0.1:25433"),
+//!         ]),
+//!     ],
+//! )
+//! ```
+//!
+//! Optional fields are written bare (`weight: 3`, not `weight: Some(3)`): RON's
+//! `IMPLICIT_SOME` extension is always on.
+
+mod duration;
+mod raw;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ron::extensions::Extensions;
+use serde::Deserialize;
+
+pub use duration::parse_duration;
+
+/// Highest accepted `workers` value; more threads than this is surely a typo.
+pub const MAX_WORKERS: usize = 1024;
+/// `timeouts.connect` when not given.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// `timeouts.idle` when not given.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// How long SIGTERM waits for in-flight work when `shutdown_grace` is absent.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Longest accepted timeout (one year). Anything longer means "never" in practice,
+/// and the cap guarantees `Instant::now() + timeout` cannot overflow.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3_600);
+/// `tuning.pipe_bytes` when not given: 1 MiB.
+pub const DEFAULT_PIPE_BYTES: usize = 1024 * 1024;
+/// `tuning.copy_buffer_bytes` when not given: 64 KiB.
+pub const DEFAULT_COPY_BUFFER_BYTES: usize = 64 * 1024;
+
+/// A complete, validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Worker thread count; `None` means one per usable core, decided by the caller.
+    /// When present it is in `1..=MAX_WORKERS`.
+    pub workers: Option<usize>,
+    /// Sockets to accept on; never empty.
+    pub listeners: Vec<Listener>,
+    /// Backend groups that listeners relay to, referred to by index.
+    pub pools: Vec<Pool>,
+    /// Buffer sizes for the data path.
+    pub tuning: Tuning,
+    /// How long a graceful stop (SIGTERM) lets in-flight work finish.
+    pub shutdown_grace: Duration,
+}
+
+/// Buffer sizes for relaying bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Capacity requested for each splice pipe (`F_SETPIPE_SZ`); a power of two in
+    /// 4096..=16777216. The kernel rounds it to whole pages anyway.
+    pub pipe_bytes: usize,
+    /// Size of each user-space buffer in [`RelayMode::Buffered`]; 1024..=16777216.
+    pub copy_buffer_bytes: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            pipe_bytes: DEFAULT_PIPE_BYTES,
+            copy_buffer_bytes: DEFAULT_COPY_BUFFER_BYTES,
+        }
+    }
+}
+
+/// One listening socket and what to do with its connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Unique, non-empty name used in logs and metrics.
+    pub name: String,
+    /// Address to bind; unique among listeners (except port 0, which is ephemeral).
+    pub bind: SocketAddr,
+    /// How connections are handled.
+    pub protocol: Protocol,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+}
+
+/// What a listener speaks. Written in the file as `Tcp(pool: "name", relay: Splice)`.
+///
+/// Later protocols (`Http(routes: [...])`, `Udp(pool: ...)`) will be further
+/// variants, so match on it exhaustively rather than assuming TCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protocol {
+    /// Relay raw TCP byte streams to a backend of one pool.
+    Tcp {
+        /// Index into [`Config::pools`].
+        pool: usize,
+        /// How bytes are moved between the two sockets.
+        relay: RelayMode,
+    },
+}
+
+/// How a TCP relay moves bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+pub enum RelayMode {
+    /// Zero-copy through a kernel pipe with `splice(2)` (the default).
+    #[default]
+    Splice,
+    /// Read into and write from a user-space buffer of
+    /// [`Tuning::copy_buffer_bytes`]; slower but works for any socket pair.
+    Buffered,
+}
+
+/// Per-connection time limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Longest wait for a backend connection to be established; default 3s.
+    pub connect: Duration,
+    /// Longest time a connection may carry no bytes in either direction; default 5m.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: DEFAULT_CONNECT_TIMEOUT,
+            idle: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// A named group of interchangeable backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// Unique, non-empty name that listeners refer to.
+    pub name: String,
+    /// How a backend is chosen for each connection.
+    pub balance: Balance,
+    /// Never empty; addresses are unique within the pool.
+    pub backends: Vec<Backend>,
+}
+
+/// Backend selection algorithm, written as the bare variant name, e.g. `Maglev`. It is
+/// the balancer's own enum, so the config and the data path cannot drift apart.
+pub use crate::lb::Algorithm as Balance;
+
+/// One backend server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backend {
+    /// Where to connect; an IP address and a non-zero port.
+    pub addr: SocketAddr,
+    /// Relative share of traffic; at least 1, default 1.
+    pub weight: u32,
+}
+
+/// One problem in a config file, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where the problem is.
+    pub location: Location,
+    /// What is wrong, quoting the offending value.
+    pub message: String,
+}
+
+/// Where a [`ConfigError`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A place in the text (1-based), for syntax and type errors found while parsing.
+    Position {
+        /// Line number, starting at 1.
+        line: usize,
+        /// Column number, starting at 1.
+        column: usize,
+    },
+    /// A field path such as `pools[1].backends[0].addr`, for validation errors; for
+    /// an unreadable file, the file's path.
+    Path(String),
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Position { line, column } => write!(f, "{line}:{column}"),
+            Location::Path(path) => f.write_str(path),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    /// `3:14: expected ...` or `pools[1].backends[0].addr: invalid socket address ...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parse and validate RON text; every validation error is collected (not just the
+    /// first).
+    ///
+    /// # Errors
+    ///
+    /// A syntax error, unknown field or wrong type is a single error at a line and
+    /// column. Otherwise, every validation problem is returned, in file order within
+    /// each section, each with its field path.
+    pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+        let raw = ron::Options::default()
+            .with_default_extension(Extensions::IMPLICIT_SOME)
+            .from_str::<raw::RawConfig>(text)
+            .map_err(|e| vec![syntax_error(text, &e)])?;
+        validate::validate(&raw)
+    }
+
+    /// Read a file and parse it. An unreadable file is one error whose message names
+    /// the io error.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::parse`], plus one error located at the file's path when it cannot
+    /// be read (missing, unreadable, not UTF-8).
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                location: Location::Path(path.display().to_string()),
+                message: format!("cannot read config file: {e}"),
+            }]
+        })?;
+        Config::parse(&text)
+    }
+}
+
+/// Convert RON's error to ours, located at the start of its span.
+fn syntax_error(text: &str, e: &ron::error::SpannedError) -> ConfigError {
+    let (line, column) = skip_whitespace(text, e.span.start.line, e.span.start.col);
+    ConfigError {
+        location: Location::Position { line, column },
+        message: lowercase_first(&e.code.to_string()),
+    }
+}
+
+/// RON sometimes starts a span at the whitespace before the offending token (after a
+/// `:` for a value of the wrong type); move a 1-based `line:column` forward to the
+/// token itself so the position points at what is wrong.
+fn skip_whitespace(text: &str, line: usize, column: usize) -> (usize, usize) {
+    let Some(line_text) = text.split('\n').nth(line.saturating_sub(1)) else {
+        return (line, column);
+    };
+    let rest_of_line = line_text.chars().skip(column.saturating_sub(1));
+    let mut position = (line, column);
+    for c in rest_of_line {
+        if !c.is_whitespace() {
+            return position;
+        }
+        position.1 += 1;
+    }
+    // Only whitespace up to the end of the line: the token is further down, or
+    // this is the end of the text; either way the original place is the clearest.
+    (line, column)
+}
+
+/// RON capitalises its messages; ours follow a `location: ` prefix, so start lower.
+fn lowercase_first(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

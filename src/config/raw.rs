@@ -1,0 +1,91 @@
+//! The config file exactly as written, before validation.
+//!
+//! Everything that can be wrong in more than one place at once (addresses, durations,
+//! numeric ranges, references between sections) is kept loose here, as `String` or a
+//! wide integer, so a bad value does not stop deserialization. `validate` then checks
+//! the whole tree and reports every problem, not just the first. Only what RON itself
+//! rejects (syntax, unknown fields, wrong types) ends the parse early.
+//!
+//! Each type is renamed to the name a user would recognise, because RON puts that
+//! name in its messages ("unexpected field named `x` in `Listener`") and accepts it as
+//! an optional prefix (`Listener(name: ...)`).
+
+use serde::Deserialize;
+
+use super::{Balance, RelayMode};
+
+/// The top-level `( ... )` of the file.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Config", deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub workers: Option<usize>,
+    /// Defaulted so that a missing list is reported by validation ("at least one
+    /// listener is required") alongside every other problem.
+    #[serde(default)]
+    pub listeners: Vec<RawListener>,
+    #[serde(default)]
+    pub pools: Vec<RawPool>,
+    pub tuning: Option<RawTuning>,
+    /// `shutdown_grace: "30s"`: how long SIGTERM waits for in-flight work.
+    pub shutdown_grace: Option<String>,
+}
+
+/// `tuning: (pipe_bytes: ..., copy_buffer_bytes: ...)`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Tuning", deny_unknown_fields)]
+pub(super) struct RawTuning {
+    pub pipe_bytes: Option<usize>,
+    pub copy_buffer_bytes: Option<usize>,
+}
+
+/// One entry of `listeners: [...]`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Listener", deny_unknown_fields)]
+pub(super) struct RawListener {
+    pub name: String,
+    pub bind: String,
+    pub protocol: RawProtocol,
+    pub timeouts: Option<RawTimeouts>,
+}
+
+/// What a listener speaks. New protocols (`Http(routes: [...])`, `Udp(pool: ...)`)
+/// become new variants here and in [`super::Protocol`].
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Protocol", deny_unknown_fields)]
+pub(super) enum RawProtocol {
+    /// `Tcp(pool: "name", relay: Splice)`.
+    Tcp {
+        pool: String,
+        relay: Option<RelayMode>,
+    },
+}
+
+/// `timeouts: (connect: "3s", idle: "5m")`; durations stay strings until validation.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Timeouts", deny_unknown_fields)]
+pub(super) struct RawTimeouts {
+    pub connect: Option<String>,
+    pub idle: Option<String>,
+}
+
+/// One entry of `pools: [...]`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Pool", deny_unknown_fields)]
+pub(super) struct RawPool {
+    pub name: String,
+    pub balance: Option<Balance>,
+    /// Defaulted so a missing list gets the same "needs at least one backend" error as
+    /// an empty one.
+    #[serde(default)]
+    pub backends: Vec<RawBackend>,
+}
+
+/// One entry of `backends: [...]`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Backend", deny_unknown_fields)]
+pub(super) struct RawBackend {
+    pub addr: String,
+    /// Wider than the validated `u32` so an oversized weight is a collected
+    /// validation error rather than a parse stop.
+    pub weight: Option<u64>,
+}

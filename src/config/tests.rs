@@ -1,0 +1,707 @@
+//! Tests of parsing and validation as a whole; duration parsing has its own tests in
+//! `duration.rs`.
+
+use super::*;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+/// The example from the issue, verbatim.
+const ISSUE_SAMPLE: &str = r#"(
+    workers: 2,
+    listeners: [
+        (name: "db", bind: "127.0.0.1:15432", protocol: Tcp(pool: "pg"),
+         timeouts: (connect: "1s", idle: "5m")),
+    ],
+    pools: [
+        (name: "pg", balance: RoundRobin, backends: [
+            (addr: "127.0.0.1:25432", weight: 3),
+            (addr: "127.0.0.1:25433"),
+        ]),
+    ],
+)"#;
+
+/// A valid config using most features; mistakes are made by editing it.
+const BASE: &str = r#"(
+    workers: 2,
+    listeners: [
+        (name: "db", bind: "127.0.0.1:15432", protocol: Tcp(pool: "pg"),
+         timeouts: (connect: "1s", idle: "5m")),
+        (name: "web", bind: "[::1]:8080", protocol: Tcp(pool: "www", relay: Buffered)),
+    ],
+    pools: [
+        (name: "pg", balance: RoundRobin, backends: [
+            (addr: "127.0.0.1:25432", weight: 3),
+            (addr: "127.0.0.1:25433"),
+        ]),
+        (name: "www", balance: Maglev, backends: [(addr: "10.0.0.1:80")]),
+    ],
+    tuning: (pipe_bytes: 65536, copy_buffer_bytes: 16384),
+)"#;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Parse text that must be invalid, returning its errors.
+fn errors_of(text: &str) -> Vec<ConfigError> {
+    match Config::parse(text) {
+        Ok(config) => panic!("expected errors, parsed {config:#?}\nfrom:\n{text}"),
+        Err(errors) => errors,
+    }
+}
+
+/// `BASE` with each `(from, to)` applied; each `from` must occur exactly once, so a
+/// change to `BASE` cannot silently turn a case into a no-op.
+fn edit_base(edits: &[(&str, &str)]) -> String {
+    edits.iter().fold(BASE.to_string(), |text, (from, to)| {
+        assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once");
+        text.replace(from, to)
+    })
+}
+
+fn path(error: &ConfigError) -> &str {
+    match &error.location {
+        Location::Path(path) => path,
+        other => panic!("expected a field path, got {other:?} in {error}"),
+    }
+}
+
+#[test]
+fn issue_sample_parses_to_expected_values() {
+    let config = Config::parse(ISSUE_SAMPLE).expect("issue sample must parse");
+    let expected = Config {
+        workers: Some(2),
+        listeners: vec![Listener {
+            name: "db".into(),
+            bind: addr("127.0.0.1:15432"),
+            protocol: Protocol::Tcp {
+                pool: 0,
+                relay: RelayMode::Splice,
+            },
+            timeouts: Timeouts {
+                connect: Duration::from_secs(1),
+                idle: Duration::from_secs(300),
+            },
+        }],
+        pools: vec![Pool {
+            name: "pg".into(),
+            balance: Balance::RoundRobin,
+            backends: vec![
+                Backend {
+                    addr: addr("127.0.0.1:25432"),
+                    weight: 3,
+                },
+                Backend {
+                    addr: addr("127.0.0.1:25433"),
+                    weight: 1,
+                },
+            ],
+        }],
+        tuning: Tuning {
+            pipe_bytes: 1_048_576,
+            copy_buffer_bytes: 65_536,
+        },
+        shutdown_grace: Duration::from_secs(30),
+    };
+    assert_eq!(config, expected);
+}
+
+#[test]
+fn base_parses_with_every_field_honoured() {
+    let config = Config::parse(BASE).expect("BASE must parse");
+    assert_eq!(config.listeners.len(), 2);
+    assert_eq!(
+        config.listeners[1].protocol,
+        Protocol::Tcp {
+            pool: 1,
+            relay: RelayMode::Buffered
+        }
+    );
+    assert_eq!(config.listeners[1].bind, addr("[::1]:8080"));
+    assert_eq!(config.listeners[1].timeouts, Timeouts::default());
+    assert_eq!(config.pools[1].balance, Balance::Maglev);
+    assert_eq!(
+        config.tuning,
+        Tuning {
+            pipe_bytes: 65_536,
+            copy_buffer_bytes: 16_384
+        }
+    );
+}
+
+#[test]
+fn defaults_fill_absent_optional_fields() {
+    let text = r#"(
+        listeners: [(name: "l", bind: "0.0.0.0:80", protocol: Tcp(pool: "p"))],
+        pools: [(name: "p", backends: [(addr: "10.0.0.1:80")])],
+    )"#;
+    let config = Config::parse(text).unwrap();
+    assert_eq!(config.workers, None);
+    assert_eq!(config.tuning, Tuning::default());
+    assert_eq!(config.tuning.pipe_bytes, 1_048_576);
+    assert_eq!(config.tuning.copy_buffer_bytes, 65_536);
+    let listener = &config.listeners[0];
+    assert_eq!(
+        listener.protocol,
+        Protocol::Tcp {
+            pool: 0,
+            relay: RelayMode::Splice
+        }
+    );
+    assert_eq!(listener.timeouts.connect, Duration::from_secs(3));
+    assert_eq!(listener.timeouts.idle, Duration::from_secs(300));
+    assert_eq!(config.pools[0].balance, Balance::RoundRobin);
+    assert_eq!(config.pools[0].backends[0].weight, 1);
+}
+
+#[test]
+fn optional_fields_need_no_some() {
+    // Every optional field written bare, and sub-structs given only partially.
+    let text = r#"(
+        workers: 3,
+        listeners: [(name: "l", bind: "127.0.0.1:80", protocol: Tcp(pool: "p", relay: Buffered),
+                     timeouts: (idle: "90s"))],
+        pools: [(name: "p", balance: Random, backends: [(addr: "10.0.0.1:80", weight: 7)])],
+        tuning: (copy_buffer_bytes: 4096),
+    )"#;
+    let config = Config::parse(text).unwrap();
+    assert_eq!(config.workers, Some(3));
+    assert_eq!(
+        config.listeners[0].protocol,
+        Protocol::Tcp {
+            pool: 0,
+            relay: RelayMode::Buffered
+        }
+    );
+    assert_eq!(config.listeners[0].timeouts.idle, Duration::from_secs(90));
+    assert_eq!(
+        config.listeners[0].timeouts.connect,
+        DEFAULT_CONNECT_TIMEOUT
+    );
+    assert_eq!(config.pools[0].balance, Balance::Random);
+    assert_eq!(config.pools[0].backends[0].weight, 7);
+    assert_eq!(config.tuning.copy_buffer_bytes, 4_096);
+    assert_eq!(config.tuning.pipe_bytes, DEFAULT_PIPE_BYTES);
+    assert_eq!(config.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
+    let text = text.replace("workers: 3,", "workers: 3, shutdown_grace: \"1.5s\",");
+    let config = Config::parse(&text).unwrap();
+    assert_eq!(config.shutdown_grace, Duration::from_millis(1_500));
+}
+
+#[test]
+fn every_balance_name_parses() {
+    let cases = [
+        ("RoundRobin", Balance::RoundRobin),
+        ("LeastConnections", Balance::LeastConnections),
+        ("SourceHash", Balance::SourceHash),
+        ("Maglev", Balance::Maglev),
+        ("PowerOfTwo", Balance::PowerOfTwo),
+        ("Random", Balance::Random),
+    ];
+    for (name, expected) in cases {
+        let text = edit_base(&[("balance: Maglev", &format!("balance: {name}"))]);
+        let config = Config::parse(&text).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(config.pools[1].balance, expected, "{name}");
+    }
+}
+
+#[test]
+fn default_config_file_parses() {
+    let config = Config::parse(include_str!("../../conf/ringway.ron"))
+        .unwrap_or_else(|errors| panic!("conf/ringway.ron is invalid: {errors:?}"));
+    assert_eq!(config.workers, None, "the default runs one worker per core");
+    assert_eq!(config.listeners.len(), 1);
+    let listener = &config.listeners[0];
+    assert_eq!(listener.bind, addr("127.0.0.1:8000"));
+    let Protocol::Tcp { pool, .. } = listener.protocol;
+    let pool = &config.pools[pool];
+    assert_eq!(pool.name, "local");
+    assert_eq!(
+        pool.backends,
+        vec![Backend {
+            addr: addr("127.0.0.1:8001"),
+            weight: 1
+        }]
+    );
+}
+
+#[test]
+fn bad_example_file_has_exactly_three_errors() {
+    let errors = errors_of(include_str!("../../conf/bad-example.ron"));
+    let found: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (path(e), e.message.as_str()))
+        .collect();
+    let expected = [
+        ("listeners[0].protocol.pool", "unknown pool \"web\""),
+        (
+            "pools[0].backends[0].addr",
+            "invalid socket address \"10.0.0.1\"",
+        ),
+        ("pools[0].backends[1].weight", "weight must be at least 1"),
+    ];
+    assert_eq!(found.len(), expected.len(), "errors: {found:#?}");
+    for ((path, message), (want_path, fragment)) in found.iter().zip(expected) {
+        assert_eq!(*path, want_path);
+        assert!(
+            message.contains(fragment),
+            "{path}: {message:?} lacks {fragment:?}"
+        );
+    }
+}
+
+/// One mistake made by editing `BASE`: (edits, expected path, message fragments).
+type MistakeCase = (
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    &'static [&'static str],
+);
+
+#[test]
+fn each_single_mistake_is_reported_at_its_path() {
+    let cases: &[MistakeCase] = &[
+        // Shutdown grace.
+        (
+            &[("tuning: (", "shutdown_grace: \"0s\", tuning: (")],
+            "shutdown_grace",
+            &["must be greater than zero"],
+        ),
+        (
+            &[("tuning: (", "shutdown_grace: \"soon\", tuning: (")],
+            "shutdown_grace",
+            &["\"soon\""],
+        ),
+        // Socket addresses.
+        (
+            &[("\"127.0.0.1:15432\"", "\"localhost:15432\"")],
+            "listeners[0].bind",
+            &["invalid socket address \"localhost:15432\"", "host names"],
+        ),
+        (
+            &[("\"127.0.0.1:15432\"", "\"127.0.0.1\"")],
+            "listeners[0].bind",
+            &["invalid socket address \"127.0.0.1\"", "missing port"],
+        ),
+        (
+            &[("\"[::1]:8080\"", "\"::1:8080\"")],
+            "listeners[1].bind",
+            &["invalid socket address \"::1:8080\"", "brackets"],
+        ),
+        (
+            &[("\"[::1]:8080\"", "\"[::1]:80800\"")],
+            "listeners[1].bind",
+            &["invalid socket address \"[::1]:80800\"", "port \"80800\""],
+        ),
+        (
+            &[("\"[::1]:8080\"", "\"\"")],
+            "listeners[1].bind",
+            &["invalid socket address \"\"", "empty"],
+        ),
+        (
+            &[("\"127.0.0.1:25433\"", "\"10.0.0.1\"")],
+            "pools[0].backends[1].addr",
+            &["invalid socket address \"10.0.0.1\""],
+        ),
+        (
+            &[("\"10.0.0.1:80\"", "\"backend.internal:80\"")],
+            "pools[1].backends[0].addr",
+            &["invalid socket address \"backend.internal:80\""],
+        ),
+        (
+            &[("\"10.0.0.1:80\"", "\"10.0.0.1:0\"")],
+            "pools[1].backends[0].addr",
+            &["\"10.0.0.1:0\"", "port 0"],
+        ),
+        // Durations.
+        (
+            &[("connect: \"1s\"", "connect: \"1\"")],
+            "listeners[0].timeouts.connect",
+            &["invalid duration \"1\"", "missing unit"],
+        ),
+        (
+            &[("connect: \"1s\"", "connect: \"-1s\"")],
+            "listeners[0].timeouts.connect",
+            &["invalid duration \"-1s\"", "negative"],
+        ),
+        (
+            &[("idle: \"5m\"", "idle: \"5min\"")],
+            "listeners[0].timeouts.idle",
+            &["invalid duration \"5min\"", "unknown unit \"min\""],
+        ),
+        (
+            &[("idle: \"5m\"", "idle: \"\"")],
+            "listeners[0].timeouts.idle",
+            &["invalid duration \"\"", "empty"],
+        ),
+        (
+            &[("connect: \"1s\"", "connect: \"0s\"")],
+            "listeners[0].timeouts.connect",
+            &["must be greater than zero", "\"0s\""],
+        ),
+        (
+            &[("idle: \"5m\"", "idle: \"0.0ms\"")],
+            "listeners[0].timeouts.idle",
+            &["must be greater than zero", "\"0.0ms\""],
+        ),
+        (
+            &[("idle: \"5m\"", "idle: \"9000h\"")],
+            "listeners[0].timeouts.idle",
+            &["\"9000h\" is too long"],
+        ),
+        (
+            &[("idle: \"5m\"", "idle: \"99999999999999999999h\"")],
+            "listeners[0].timeouts.idle",
+            &["invalid duration \"99999999999999999999h\"", "too large"],
+        ),
+        // Weights.
+        (
+            &[("weight: 3", "weight: 0")],
+            "pools[0].backends[0].weight",
+            &["weight must be at least 1, got 0"],
+        ),
+        (
+            &[("weight: 3", "weight: 4294967296")],
+            "pools[0].backends[0].weight",
+            &["weight 4294967296 is too large"],
+        ),
+        // References and emptiness.
+        (
+            &[("Tcp(pool: \"pg\")", "Tcp(pool: \"x\")")],
+            "listeners[0].protocol.pool",
+            &["unknown pool \"x\"", "defined pools: \"pg\", \"www\""],
+        ),
+        (
+            &[("backends: [(addr: \"10.0.0.1:80\")]", "backends: []")],
+            "pools[1].backends",
+            &["a pool needs at least one backend"],
+        ),
+        (
+            &[(", backends: [(addr: \"10.0.0.1:80\")]", "")],
+            "pools[1].backends",
+            &["a pool needs at least one backend"],
+        ),
+        (
+            &[("name: \"db\"", "name: \"\"")],
+            "listeners[0].name",
+            &["name must not be empty"],
+        ),
+        (
+            &[
+                ("name: \"www\"", "name: \" \""),
+                ("pool: \"www\"", "pool: \"pg\""),
+            ],
+            "pools[1].name",
+            &["name must not be empty", "\" \""],
+        ),
+        // Duplicates.
+        (
+            &[("name: \"web\"", "name: \"db\"")],
+            "listeners[1].name",
+            &["duplicate listener name \"db\"", "listeners[0]"],
+        ),
+        (
+            &[
+                ("name: \"www\"", "name: \"pg\""),
+                ("pool: \"www\"", "pool: \"pg\""),
+            ],
+            "pools[1].name",
+            &["duplicate pool name \"pg\"", "pools[0]"],
+        ),
+        (
+            &[("\"[::1]:8080\"", "\"127.0.0.1:15432\"")],
+            "listeners[1].bind",
+            &["duplicate bind address \"127.0.0.1:15432\"", "listeners[0]"],
+        ),
+        (
+            &[("\"127.0.0.1:25433\"", "\"127.0.0.1:25432\"")],
+            "pools[0].backends[1].addr",
+            &[
+                "duplicate backend address \"127.0.0.1:25432\"",
+                "backends[0]",
+            ],
+        ),
+        // Ranges.
+        (
+            &[("workers: 2", "workers: 0")],
+            "workers",
+            &["between 1 and 1024, got 0"],
+        ),
+        (
+            &[("workers: 2", "workers: 1025")],
+            "workers",
+            &["between 1 and 1024, got 1025"],
+        ),
+        (
+            &[("pipe_bytes: 65536", "pipe_bytes: 65537")],
+            "tuning.pipe_bytes",
+            &["power of two", "got 65537"],
+        ),
+        (
+            &[("pipe_bytes: 65536", "pipe_bytes: 2048")],
+            "tuning.pipe_bytes",
+            &["between 4096 and 16777216", "got 2048"],
+        ),
+        (
+            &[("pipe_bytes: 65536", "pipe_bytes: 33554432")],
+            "tuning.pipe_bytes",
+            &["got 33554432"],
+        ),
+        (
+            &[("copy_buffer_bytes: 16384", "copy_buffer_bytes: 512")],
+            "tuning.copy_buffer_bytes",
+            &["between 1024 and 16777216, got 512"],
+        ),
+        (
+            &[("copy_buffer_bytes: 16384", "copy_buffer_bytes: 16777217")],
+            "tuning.copy_buffer_bytes",
+            &["got 16777217"],
+        ),
+    ];
+    for (edits, want_path, fragments) in cases {
+        let text = edit_base(edits);
+        let errors = errors_of(&text);
+        assert_eq!(
+            errors.len(),
+            1,
+            "{edits:?}: expected one error, got {errors:#?}"
+        );
+        let error = &errors[0];
+        assert_eq!(path(error), *want_path, "{edits:?}: {error}");
+        for fragment in *fragments {
+            assert!(
+                error.message.contains(fragment),
+                "{edits:?}: {:?} lacks {fragment:?}",
+                error.message
+            );
+        }
+    }
+}
+
+#[test]
+fn valid_edge_values_are_accepted() {
+    // The bounds themselves, and things that look odd but are fine.
+    let cases: &[&[(&str, &str)]] = &[
+        &[("workers: 2", "workers: 1")],
+        &[("workers: 2", "workers: 1024")],
+        &[("pipe_bytes: 65536", "pipe_bytes: 4096")],
+        &[("pipe_bytes: 65536", "pipe_bytes: 16777216")],
+        &[("copy_buffer_bytes: 16384", "copy_buffer_bytes: 1024")],
+        &[("copy_buffer_bytes: 16384", "copy_buffer_bytes: 16777216")],
+        &[("weight: 3", "weight: 4294967295")],
+        &[("idle: \"5m\"", "idle: \"8760h\"")],
+        &[("connect: \"1s\"", "connect: \"1us\"")],
+        // Two listeners on port 0 each get their own ephemeral port.
+        &[
+            ("\"127.0.0.1:15432\"", "\"127.0.0.1:0\""),
+            ("\"[::1]:8080\"", "\"127.0.0.1:0\""),
+        ],
+        // The same address may serve in two different pools.
+        &[("\"10.0.0.1:80\"", "\"127.0.0.1:25432\"")],
+        // A listener and a pool may share a name: they are different kinds of thing.
+        &[("name: \"web\"", "name: \"www\"")],
+    ];
+    for edits in cases {
+        let text = edit_base(edits);
+        if let Err(errors) = Config::parse(&text) {
+            panic!("{edits:?} should be valid, got {errors:#?}");
+        }
+    }
+}
+
+#[test]
+fn missing_or_empty_listeners_is_an_error() {
+    let pools = r#"pools: [(name: "p", backends: [(addr: "10.0.0.1:80")])]"#;
+    for text in [format!("({pools})"), format!("(listeners: [], {pools})")] {
+        let errors = errors_of(&text);
+        assert_eq!(errors.len(), 1, "{text}: {errors:?}");
+        assert_eq!(path(&errors[0]), "listeners");
+        assert!(errors[0].message.contains("at least one listener"));
+    }
+}
+
+#[test]
+fn unknown_pool_with_no_pools_says_so() {
+    let errors =
+        errors_of(r#"(listeners: [(name: "l", bind: "127.0.0.1:1", protocol: Tcp(pool: "p"))])"#);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].to_string(),
+        "listeners[0].protocol.pool: unknown pool \"p\" (no pools are defined)"
+    );
+}
+
+#[test]
+fn several_mistakes_are_all_reported_in_order() {
+    let text = r#"(
+        workers: 0,
+        listeners: [
+            (name: "a", bind: "127.0.0.1", protocol: Tcp(pool: "nope"),
+             timeouts: (connect: "fast", idle: "0s")),
+            (name: "a", bind: "127.0.0.1:9000", protocol: Tcp(pool: "p")),
+        ],
+        pools: [
+            (name: "p", backends: [
+                (addr: "10.0.0.1:80", weight: 0),
+                (addr: "10.0.0.1:80"),
+                (addr: "localhost:80"),
+            ]),
+            (name: "p", backends: []),
+            (name: "", backends: [(addr: "10.0.0.9:80")]),
+        ],
+        tuning: (pipe_bytes: 1000, copy_buffer_bytes: 1),
+    )"#;
+    let errors = errors_of(text);
+    let found: Vec<&str> = errors.iter().map(path).collect();
+    let expected = [
+        "workers",
+        "listeners[0].bind",
+        "listeners[0].protocol.pool",
+        "listeners[0].timeouts.connect",
+        "listeners[0].timeouts.idle",
+        "listeners[1].name",
+        "pools[0].backends[0].weight",
+        "pools[0].backends[1].addr",
+        "pools[0].backends[2].addr",
+        "pools[1].name",
+        "pools[1].backends",
+        "pools[2].name",
+        "tuning.pipe_bytes",
+        "tuning.copy_buffer_bytes",
+    ];
+    assert_eq!(found, expected, "errors: {errors:#?}");
+}
+
+#[test]
+fn parse_errors_give_line_and_column() {
+    // (text, line, column, message fragment)
+    let cases: &[(&str, usize, usize, &str)] = &[
+        // Missing comma between two fields on line 3.
+        (
+            "(\n    workers: 2,\n    listeners: [] pools: [],\n)",
+            3,
+            19,
+            "expected comma",
+        ),
+        // Misspelled top-level field.
+        (
+            "(\n    workers: 2,\n    listners: [],\n)",
+            3,
+            5,
+            "unexpected field named `listners`",
+        ),
+        // Unknown field inside a backend.
+        (
+            "(\n  pools: [\n    (name: \"p\", backends: [(addr: \"1.2.3.4:5\", wieght: 2)]),\n  ],\n)",
+            3,
+            48,
+            "unexpected field named `wieght` in `Backend`",
+        ),
+        // Wrong type: a quoted weight.
+        (
+            "(\n  pools: [\n    (name: \"p\", backends: [(addr: \"1.2.3.4:5\", weight: \"2\")]),\n  ],\n)",
+            3,
+            56,
+            "expected integer",
+        ),
+        // A protocol that does not exist (yet).
+        (
+            "(\n  listeners: [(name: \"l\", bind: \"1.2.3.4:5\",\n    protocol: Http(pool: \"p\"))],\n)",
+            3,
+            15,
+            "unexpected variant named `Http` in enum `Protocol`",
+        ),
+        // Unknown balance algorithm.
+        (
+            "(pools: [(name: \"p\", balance: Fastest, backends: [])])",
+            1,
+            31,
+            "unexpected variant named `Fastest`",
+        ),
+        // An empty file.
+        ("", 1, 1, "expected opening `(`"),
+    ];
+    for (text, line, column, fragment) in cases {
+        let errors = errors_of(text);
+        assert_eq!(errors.len(), 1, "{text}: {errors:?}");
+        let error = &errors[0];
+        assert_eq!(
+            error.location,
+            Location::Position {
+                line: *line,
+                column: *column
+            },
+            "{text}: {error}"
+        );
+        assert!(
+            error.message.contains(fragment),
+            "{text}: {:?} lacks {fragment:?}",
+            error.message
+        );
+    }
+}
+
+#[test]
+fn errors_display_location_then_message() {
+    let at_position = ConfigError {
+        location: Location::Position {
+            line: 3,
+            column: 14,
+        },
+        message: "expected comma".into(),
+    };
+    assert_eq!(at_position.to_string(), "3:14: expected comma");
+    let at_path = ConfigError {
+        location: Location::Path("pools[1].backends[0].addr".into()),
+        message: "invalid socket address \"10.0.0.1\"".into(),
+    };
+    assert_eq!(
+        at_path.to_string(),
+        "pools[1].backends[0].addr: invalid socket address \"10.0.0.1\""
+    );
+    // And a real one, end to end.
+    let errors = errors_of("(\n    workers: 2\n    listeners: [],\n)");
+    assert_eq!(errors[0].to_string(), "3:5: expected comma");
+}
+
+#[test]
+fn load_reads_a_file() {
+    let path = std::env::temp_dir().join(format!("ringway-config-test-{}.ron", std::process::id()));
+    std::fs::write(&path, ISSUE_SAMPLE).unwrap();
+    let loaded = Config::load(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(loaded, Config::parse(ISSUE_SAMPLE));
+    assert!(loaded.is_ok());
+}
+
+#[test]
+fn load_of_a_missing_file_is_one_error_naming_it() {
+    let path = Path::new("/nonexistent/ringway/definitely-missing.ron");
+    let errors = Config::load(path).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].location,
+        Location::Path(path.display().to_string())
+    );
+    assert!(
+        errors[0].message.starts_with("cannot read config file: "),
+        "{}",
+        errors[0]
+    );
+    let io_text = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
+    assert!(
+        errors[0].message.contains("No such file") || errors[0].message.contains(&io_text),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn ipv6_and_unspecified_binds_are_accepted() {
+    let text = edit_base(&[("\"127.0.0.1:15432\"", "\"0.0.0.0:15432\"")]);
+    let config = Config::parse(&text).unwrap();
+    assert_eq!(
+        config.listeners[0].bind.ip(),
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    );
+    assert!(config.listeners[1].bind.is_ipv6());
+}

@@ -1,0 +1,486 @@
+//! Turn the raw tree into a [`Config`], collecting every problem with its field path.
+//!
+//! Each check pushes its errors and returns `Option<T>`, `None` only after pushing
+//! an error. Callers evaluate all of an item's checks before combining the options
+//! with `?`, so one bad field never hides the next. Sections are checked in schema order (workers, listeners, pools,
+//! tuning) and items in file order, which keeps the error list in a readable order.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::raw::{
+    RawBackend, RawConfig, RawListener, RawPool, RawProtocol, RawTimeouts, RawTuning,
+};
+use super::{
+    parse_duration, Backend, Config, ConfigError, Listener, Location, Pool, Protocol, RelayMode,
+    Timeouts, Tuning, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_SHUTDOWN_GRACE,
+    MAX_TIMEOUT, MAX_WORKERS,
+};
+
+/// Inclusive bounds for `tuning.pipe_bytes`: one page up to 16 MiB.
+const PIPE_BYTES_RANGE: (usize, usize) = (4_096, 16 * 1024 * 1024);
+/// Inclusive bounds for `tuning.copy_buffer_bytes`.
+const COPY_BUFFER_BYTES_RANGE: (usize, usize) = (1_024, 16 * 1024 * 1024);
+
+/// Validate a whole raw config.
+///
+/// Every check that rejects something records an error first, so when no errors
+/// were recorded nothing was left out of the output.
+pub(super) fn validate(raw: &RawConfig) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Errors::default();
+    let workers = check_workers(raw.workers, &mut errors);
+    let pool_names = pool_index(&raw.pools);
+    let listeners = check_listeners(&raw.listeners, &pool_names, &mut errors);
+    let pools = check_pools(&raw.pools, &mut errors);
+    let tuning = check_tuning(raw.tuning.as_ref(), &mut errors);
+    let shutdown_grace = check_timeout(
+        "shutdown_grace",
+        raw.shutdown_grace.as_deref(),
+        DEFAULT_SHUTDOWN_GRACE,
+        &mut errors,
+    );
+    if !errors.0.is_empty() {
+        return Err(errors.0);
+    }
+    Ok(Config {
+        workers,
+        listeners,
+        pools,
+        tuning,
+        shutdown_grace: shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+    })
+}
+
+/// The errors found so far.
+#[derive(Default)]
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError {
+            location: Location::Path(path.into()),
+            message: message.into(),
+        });
+    }
+}
+
+/// Remembers the first path at which each key was seen, to report later duplicates
+/// with a pointer to the original.
+struct FirstSeen<K>(HashMap<K, String>);
+
+impl<K: Eq + Hash> FirstSeen<K> {
+    fn new() -> Self {
+        FirstSeen(HashMap::new())
+    }
+
+    /// Record `key` at `path`; if it was already recorded return the earlier path.
+    fn earlier(&mut self, key: K, path: &str) -> Option<&str> {
+        use std::collections::hash_map::Entry;
+        match self.0.entry(key) {
+            Entry::Occupied(first) => Some(first.into_mut().as_str()),
+            Entry::Vacant(slot) => {
+                slot.insert(path.to_string());
+                None
+            }
+        }
+    }
+}
+
+/// `workers`, when present, must be a sane thread count.
+fn check_workers(workers: Option<usize>, errors: &mut Errors) -> Option<usize> {
+    if let Some(n) = workers {
+        if !(1..=MAX_WORKERS).contains(&n) {
+            errors.push(
+                "workers",
+                format!(
+                    "must be between 1 and {MAX_WORKERS}, got {n} \
+                     (leave it out to run one worker per core)"
+                ),
+            );
+        }
+    }
+    workers
+}
+
+/// Map each pool name to the index of its first definition, so listeners can refer
+/// to pools by name. Empty names are left out: they are an error of their own and
+/// must not make `pool: ""` look valid.
+fn pool_index(pools: &[RawPool]) -> HashMap<&str, usize> {
+    let mut index = HashMap::new();
+    for (i, pool) in pools.iter().enumerate() {
+        if !pool.name.trim().is_empty() {
+            index.entry(pool.name.as_str()).or_insert(i);
+        }
+    }
+    index
+}
+
+/// Check every listener, and that their names and bind addresses are unique.
+fn check_listeners(
+    raw: &[RawListener],
+    pools: &HashMap<&str, usize>,
+    errors: &mut Errors,
+) -> Vec<Listener> {
+    if raw.is_empty() {
+        errors.push("listeners", "at least one listener is required");
+    }
+    let mut seen = ListenersSeen {
+        names: FirstSeen::new(),
+        binds: FirstSeen::new(),
+    };
+    let mut listeners = Vec::with_capacity(raw.len());
+    for (i, listener) in raw.iter().enumerate() {
+        let path = format!("listeners[{i}]");
+        listeners.extend(check_listener(&path, listener, pools, &mut seen, errors));
+    }
+    listeners
+}
+
+/// Names and bind addresses of the listeners checked so far.
+struct ListenersSeen {
+    names: FirstSeen<String>,
+    binds: FirstSeen<SocketAddr>,
+}
+
+/// Check one listener at `path` (`listeners[i]`), recording its name and bind.
+fn check_listener(
+    path: &str,
+    raw: &RawListener,
+    pools: &HashMap<&str, usize>,
+    seen: &mut ListenersSeen,
+    errors: &mut Errors,
+) -> Option<Listener> {
+    let name_path = format!("{path}.name");
+    let name = check_name(&name_path, &raw.name, errors);
+    if let Some(name) = &name {
+        if let Some(first) = seen.names.earlier(name.clone(), path) {
+            errors.push(
+                name_path,
+                format!("duplicate listener name {name:?} (also used by {first})"),
+            );
+        }
+    }
+    let bind_path = format!("{path}.bind");
+    let bind = check_socket_addr(&bind_path, &raw.bind, errors);
+    // Port 0 asks the kernel for a fresh ephemeral port each time, so two such
+    // listeners never collide.
+    if let Some(bind) = bind.filter(|b| b.port() != 0) {
+        if let Some(first) = seen.binds.earlier(bind, path) {
+            errors.push(
+                bind_path,
+                format!("duplicate bind address \"{bind}\" (also used by {first})"),
+            );
+        }
+    }
+    let protocol = check_protocol(&format!("{path}.protocol"), &raw.protocol, pools, errors);
+    let timeouts = check_timeouts(&format!("{path}.timeouts"), raw.timeouts.as_ref(), errors);
+    Some(Listener {
+        name: name?,
+        bind: bind?,
+        protocol: protocol?,
+        timeouts: timeouts?,
+    })
+}
+
+/// Check a protocol and resolve the pool it names to an index.
+fn check_protocol(
+    path: &str,
+    raw: &RawProtocol,
+    pools: &HashMap<&str, usize>,
+    errors: &mut Errors,
+) -> Option<Protocol> {
+    match raw {
+        RawProtocol::Tcp { pool, relay } => {
+            let pool = resolve_pool(&format!("{path}.pool"), pool, pools, errors)?;
+            Some(Protocol::Tcp {
+                pool,
+                relay: relay.unwrap_or(RelayMode::Splice),
+            })
+        }
+    }
+}
+
+/// Find a pool by name, listing the defined pools when it is not there.
+fn resolve_pool(
+    path: &str,
+    name: &str,
+    pools: &HashMap<&str, usize>,
+    errors: &mut Errors,
+) -> Option<usize> {
+    if let Some(&index) = pools.get(name) {
+        return Some(index);
+    }
+    let mut known: Vec<(&str, usize)> = pools.iter().map(|(&n, &i)| (n, i)).collect();
+    known.sort_by_key(|&(_, i)| i);
+    let hint = if known.is_empty() {
+        "no pools are defined".to_string()
+    } else {
+        let names: Vec<String> = known.iter().map(|(n, _)| format!("{n:?}")).collect();
+        format!("defined pools: {}", names.join(", "))
+    };
+    errors.push(path, format!("unknown pool {name:?} ({hint})"));
+    None
+}
+
+/// Check the optional `timeouts` block, filling in defaults.
+fn check_timeouts(path: &str, raw: Option<&RawTimeouts>, errors: &mut Errors) -> Option<Timeouts> {
+    let (connect, idle) = raw.map_or((None, None), |t| (t.connect.as_deref(), t.idle.as_deref()));
+    let connect = check_timeout(
+        &format!("{path}.connect"),
+        connect,
+        DEFAULT_CONNECT_TIMEOUT,
+        errors,
+    );
+    let idle = check_timeout(&format!("{path}.idle"), idle, DEFAULT_IDLE_TIMEOUT, errors);
+    Some(Timeouts {
+        connect: connect?,
+        idle: idle?,
+    })
+}
+
+/// A timeout must parse, be positive (a zero timeout would fail every connection),
+/// and be at most [`MAX_TIMEOUT`] so adding it to an `Instant` cannot overflow.
+fn check_timeout(
+    path: &str,
+    raw: Option<&str>,
+    default: Duration,
+    errors: &mut Errors,
+) -> Option<Duration> {
+    let Some(text) = raw else {
+        return Some(default);
+    };
+    let problem = match parse_duration(text) {
+        Err(reason) => reason,
+        Ok(d) if d.is_zero() => format!("must be greater than zero, got {text:?}"),
+        Ok(d) if d > MAX_TIMEOUT => format!(
+            "{text:?} is too long (at most {} hours)",
+            MAX_TIMEOUT.as_secs() / 3_600
+        ),
+        Ok(d) => return Some(d),
+    };
+    errors.push(path, problem);
+    None
+}
+
+/// Check every pool, and that pool names are unique.
+fn check_pools(raw: &[RawPool], errors: &mut Errors) -> Vec<Pool> {
+    let mut names = FirstSeen::new();
+    let mut pools = Vec::with_capacity(raw.len());
+    for (i, pool) in raw.iter().enumerate() {
+        let path = format!("pools[{i}]");
+        let name = check_name(&format!("{path}.name"), &pool.name, errors);
+        if let Some(name) = &name {
+            if let Some(first) = names.earlier(name.clone(), &path) {
+                errors.push(
+                    format!("{path}.name"),
+                    format!("duplicate pool name {name:?} (also used by {first})"),
+                );
+            }
+        }
+        let backends = check_backends(&format!("{path}.backends"), &pool.backends, errors);
+        pools.extend(name.map(|name| Pool {
+            name,
+            balance: pool.balance.unwrap_or_default(),
+            backends,
+        }));
+    }
+    pools
+}
+
+/// Check a pool's backend list: not empty, each backend valid, addresses unique.
+fn check_backends(path: &str, raw: &[RawBackend], errors: &mut Errors) -> Vec<Backend> {
+    if raw.is_empty() {
+        errors.push(path, "a pool needs at least one backend");
+    }
+    let mut addrs = FirstSeen::new();
+    let mut backends = Vec::with_capacity(raw.len());
+    for (i, backend) in raw.iter().enumerate() {
+        let item = format!("{path}[{i}]");
+        backends.extend(check_backend(&item, backend, &mut addrs, errors));
+    }
+    backends
+}
+
+/// Check one backend at `path` (`pools[i].backends[j]`), recording its address.
+fn check_backend(
+    path: &str,
+    raw: &RawBackend,
+    seen_addrs: &mut FirstSeen<SocketAddr>,
+    errors: &mut Errors,
+) -> Option<Backend> {
+    let addr_path = format!("{path}.addr");
+    let addr = match check_socket_addr(&addr_path, &raw.addr, errors) {
+        // Nothing listens on port 0; connecting there always fails.
+        Some(addr) if addr.port() == 0 => {
+            let message = format!(
+                "backend address {:?} has port 0, which cannot be connected to",
+                raw.addr
+            );
+            errors.push(&addr_path, message);
+            None
+        }
+        other => other,
+    };
+    if let Some(addr) = addr {
+        if let Some(first) = seen_addrs.earlier(addr, path) {
+            errors.push(
+                addr_path,
+                format!("duplicate backend address \"{addr}\" (also used by {first})"),
+            );
+        }
+    }
+    let weight = check_weight(&format!("{path}.weight"), raw.weight, errors);
+    Some(Backend {
+        addr: addr?,
+        weight: weight?,
+    })
+}
+
+/// Weights default to 1; 0 would make a backend unreachable, which is what
+/// removing it from the list is for.
+fn check_weight(path: &str, raw: Option<u64>, errors: &mut Errors) -> Option<u32> {
+    let weight = raw.unwrap_or(1);
+    if weight == 0 {
+        errors.push(path, "weight must be at least 1, got 0");
+        return None;
+    }
+    let fitting = u32::try_from(weight).ok();
+    if fitting.is_none() {
+        errors.push(
+            path,
+            format!("weight {weight} is too large (at most {})", u32::MAX),
+        );
+    }
+    fitting
+}
+
+/// Check `tuning`, filling in defaults for what is absent.
+fn check_tuning(raw: Option<&RawTuning>, errors: &mut Errors) -> Tuning {
+    let defaults = Tuning::default();
+    let pipe_bytes = raw
+        .and_then(|t| t.pipe_bytes)
+        .unwrap_or(defaults.pipe_bytes);
+    let copy_buffer_bytes = raw
+        .and_then(|t| t.copy_buffer_bytes)
+        .unwrap_or(defaults.copy_buffer_bytes);
+    let (pipe_min, pipe_max) = PIPE_BYTES_RANGE;
+    if !(pipe_bytes.is_power_of_two() && (pipe_min..=pipe_max).contains(&pipe_bytes)) {
+        // The kernel rounds pipe sizes itself; requiring a power of two just makes
+        // the configured value the one actually used.
+        errors.push(
+            "tuning.pipe_bytes",
+            format!("must be a power of two between {pipe_min} and {pipe_max}, got {pipe_bytes}"),
+        );
+    }
+    let (copy_min, copy_max) = COPY_BUFFER_BYTES_RANGE;
+    if !(copy_min..=copy_max).contains(&copy_buffer_bytes) {
+        errors.push(
+            "tuning.copy_buffer_bytes",
+            format!("must be between {copy_min} and {copy_max}, got {copy_buffer_bytes}"),
+        );
+    }
+    Tuning {
+        pipe_bytes,
+        copy_buffer_bytes,
+    }
+}
+
+/// Names identify listeners and pools in references and logs, so they must say
+/// something.
+fn check_name(path: &str, name: &str, errors: &mut Errors) -> Option<String> {
+    if name.trim().is_empty() {
+        errors.push(path, format!("name must not be empty, got {name:?}"));
+        return None;
+    }
+    Some(name.to_string())
+}
+
+/// Parse an `ip:port`. Host names are rejected on purpose: resolving them would make
+/// loading a config depend on DNS, and the result could change behind our back.
+fn check_socket_addr(path: &str, text: &str, errors: &mut Errors) -> Option<SocketAddr> {
+    let parsed = text.parse::<SocketAddr>().ok();
+    if parsed.is_none() {
+        let why = explain_bad_socket_addr(text);
+        errors.push(path, format!("invalid socket address {text:?}: {why}"));
+    }
+    parsed
+}
+
+/// Say why `text` is not an `ip:port`, for the common mistakes.
+fn explain_bad_socket_addr(text: &str) -> String {
+    const EXPECTED: &str = "expected IP:port, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\"";
+    if text.trim().is_empty() {
+        return format!("it is empty ({EXPECTED})");
+    }
+    if text.trim() != text {
+        return "it has leading or trailing whitespace".into();
+    }
+    let unbracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+    if unbracketed.is_some_and(|ip| ip.parse::<IpAddr>().is_ok()) {
+        return format!("missing port, e.g. \"{text}:8080\"");
+    }
+    match text.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => return format!("missing port, e.g. \"{text}:8080\""),
+        Ok(IpAddr::V6(_)) => {
+            return format!("missing port; IPv6 needs brackets, e.g. \"[{text}]:8080\"")
+        }
+        Err(_) => {}
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return EXPECTED.into();
+    };
+    if port.parse::<u16>().is_err() {
+        return format!("port {port:?} is not a number from 0 to 65535");
+    }
+    let bare_host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare_host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(_)) if bare_host == host => {
+            "IPv6 addresses need brackets, e.g. \"[::1]:8080\"".into()
+        }
+        Ok(IpAddr::V4(_)) if bare_host != host => {
+            "IPv4 addresses are written without brackets, e.g. \"127.0.0.1:8080\"".into()
+        }
+        Ok(_) => EXPECTED.into(),
+        Err(_) => format!("{host:?} is not an IP address (host names are not resolved)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explain_bad_socket_addr;
+
+    #[test]
+    fn bad_socket_addresses_are_explained() {
+        // (input, fragment of the explanation)
+        let cases = [
+            ("", "it is empty"),
+            (" 10.0.0.1:80", "whitespace"),
+            ("10.0.0.1", "missing port, e.g. \"10.0.0.1:8080\""),
+            ("::1", "IPv6 needs brackets, e.g. \"[::1]:8080\""),
+            ("[::1]", "missing port, e.g. \"[::1]:8080\""),
+            (
+                "[10.0.0.1]:80",
+                "IPv4 addresses are written without brackets",
+            ),
+            ("10.0.0.1:", "port \"\" is not a number"),
+            ("10.0.0.1:http", "port \"http\" is not a number"),
+            ("10.0.0.1:65536", "port \"65536\""),
+            ("localhost:80", "\"localhost\" is not an IP address"),
+            ("[fe80::1%eth0]:80", "is not an IP address"),
+            ("10.0.0.1/80", "expected IP:port"),
+        ];
+        for (input, fragment) in cases {
+            assert!(input.parse::<std::net::SocketAddr>().is_err(), "{input:?}");
+            let why = explain_bad_socket_addr(input);
+            assert!(
+                why.contains(fragment),
+                "{input:?}: {why:?} lacks {fragment:?}"
+            );
+        }
+    }
+}
