@@ -1,0 +1,17 @@
+//! ringway: a thread-per-core L4/L7 load-balancing proxy for Linux on io_uring.
+//!
+//! The crate is split into a pure core (configuration, balancing, and later HTTP/1
+//! framing and health state) that makes every decision without sockets or clocks, and an
+//! IO shell (`worker`, `app`) that only moves bytes and asks the core what to do. The
+//! binary, the integration tests, `fuzz/` and `bench/` all link this library.
+
+pub mod app;
+pub mod config;
+pub mod health;
+pub mod lb;
+pub mod lifecycle;
+pub mod log;
+pub mod signals;
+pub mod snapshot;
+pub mod sys;
+pub mod worker;

@@ -1,0 +1,184 @@
+//! Thin, safe wrappers over the Linux syscalls the runtime does not give us: `splice(2)`,
+//! pipes sized with `F_SETPIPE_SZ`, `O_NONBLOCK`, `shutdown(2)` and `SO_REUSEPORT` listeners.
+//!
+//! Every `unsafe` block in the crate lives here, next to the syscall that needs it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Turn a `-1` syscall return into the thread's `errno` as an `io::Error`.
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A kernel pipe used as the in-kernel buffer between two sockets for `splice(2)`.
+///
+/// Both ends are `O_NONBLOCK` so a full or empty pipe answers `EAGAIN` instead of
+/// stalling the worker thread that every connection on this core shares.
+#[derive(Debug)]
+pub struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity: usize,
+}
+
+impl Pipe {
+    /// Create a non-blocking pipe and ask the kernel for `capacity` bytes of buffer.
+    ///
+    /// The kernel may round the size up (to a power-of-two number of pages) or refuse a
+    /// size over `/proc/sys/fs/pipe-max-size` for an unprivileged user; in that case we
+    /// keep whatever size the pipe has, because a smaller pipe still works, only slower.
+    pub fn new(capacity: usize) -> io::Result<Pipe> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` is a valid, writable array of two c_ints, as pipe2 requires.
+        check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
+        // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let wanted = libc::c_int::try_from(capacity).unwrap_or(libc::c_int::MAX);
+        // SAFETY: F_SETPIPE_SZ / F_GETPIPE_SZ take an int argument on an open pipe fd.
+        let granted = unsafe {
+            match check(libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, wanted)) {
+                Ok(size) => size,
+                Err(_) => check(libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ))?,
+            }
+        };
+        Ok(Pipe {
+            read,
+            write,
+            capacity: usize::try_from(granted).unwrap_or(0),
+        })
+    }
+
+    /// The pipe's buffer size in bytes as granted by the kernel.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The end bytes are spliced out of.
+    pub fn read_fd(&self) -> RawFd {
+        self.read.as_raw_fd()
+    }
+
+    /// The end bytes are spliced into.
+    pub fn write_fd(&self) -> RawFd {
+        self.write.as_raw_fd()
+    }
+}
+
+/// Move up to `len` bytes from `from` to `to` inside the kernel, never blocking.
+///
+/// One side must be a pipe. `Ok(0)` from a socket source means end of stream.
+/// `SPLICE_F_NONBLOCK` only makes the *pipe* side non-blocking, which is why both
+/// sockets must also be `O_NONBLOCK` (see [`set_nonblocking`]).
+pub fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: null offsets are valid for pipes and sockets; the fds are open for the
+    // duration of the call because the caller borrows the objects that own them.
+    let ret = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Put a descriptor in non-blocking mode.
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on a descriptor the caller keeps open; no pointers involved.
+    unsafe {
+        let flags = check(libc::fcntl(fd, libc::F_GETFL))?;
+        if flags & libc::O_NONBLOCK == 0 {
+            check(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+        }
+    }
+    Ok(())
+}
+
+/// Half-close a socket: the peer reads end-of-stream, and we can still read its reply.
+pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
+    // SAFETY: shutdown on a descriptor the caller keeps open; no pointers involved.
+    check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(|_| ())
+}
+
+/// Bind a TCP listener with `SO_REUSEPORT`, so that every worker binds its own socket on
+/// the same address and the kernel spreads new connections across workers.
+///
+/// The socket is non-blocking because monoio's epoll driver requires it and its io_uring
+/// driver accepts it.
+pub fn reuseport_tcp_listener(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// Whether the running kernel lets this process set up an io_uring instance.
+pub fn io_uring_available() -> bool {
+    monoio::utils::detect_uring()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn pipe_gets_requested_size_and_is_nonblocking() {
+        let pipe = Pipe::new(256 * 1024).expect("pipe");
+        assert!(pipe.capacity() >= 64 * 1024, "capacity {}", pipe.capacity());
+        // An empty non-blocking pipe must answer EAGAIN, not block the test.
+        let mut sink = std::fs::File::create("/dev/null").unwrap();
+        let err = splice(pipe.read_fd(), sink.as_raw_fd(), 10).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        sink.flush().unwrap();
+    }
+
+    #[test]
+    fn splice_moves_socket_bytes_through_pipe() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut a = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (b, _) = listener.accept().unwrap();
+        let c_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(c_listener.local_addr().unwrap()).unwrap();
+        let (mut d, _) = c_listener.accept().unwrap();
+        a.write_all(b"hello splice").unwrap();
+        a.shutdown(std::net::Shutdown::Write).unwrap();
+        let pipe = Pipe::new(65536).unwrap();
+        let mut moved = 0;
+        loop {
+            let n = splice(b.as_raw_fd(), pipe.write_fd(), 65536);
+            match n {
+                Ok(0) => break,
+                Ok(n) => moved += splice(pipe.read_fd(), c.as_raw_fd(), n).unwrap(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        shutdown_write(c.as_raw_fd()).unwrap();
+        let mut got = String::new();
+        d.read_to_string(&mut got).unwrap();
+        assert_eq!(moved, 12);
+        assert_eq!(got, "hello splice");
+    }
+}

@@ -1,0 +1,231 @@
+//! A worker's core-local state: its view of the published snapshot, its balancers, its
+//! per-backend connection counts and its pool of splice pipes.
+//!
+//! Everything here is `Rc`/`Cell`/`RefCell`: it never leaves the worker's thread, so
+//! reading or updating it costs no atomic operation and touches no other core's memory.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::lb::{BackendView, Balancer};
+use crate::snapshot::{BackendState, PoolState, SharedSnapshot, Snapshot};
+use crate::sys::Pipe;
+
+/// Idle pipes kept per core; beyond this a finished connection's pipes are closed.
+const MAX_IDLE_PIPES: usize = 1024;
+
+/// Handle to a worker's core-local state; cheap to clone into every connection task.
+#[derive(Clone)]
+pub struct Core(Rc<CoreInner>);
+
+struct CoreInner {
+    index: usize,
+    shared: Arc<SharedSnapshot>,
+    view: RefCell<Rc<CoreView>>,
+    pipes: RefCell<Vec<Pipe>>,
+    /// Client connections open on this core, for draining.
+    open: Cell<usize>,
+}
+
+/// This core's runtime objects for one snapshot generation.
+pub struct CoreView {
+    /// The snapshot these objects were built from.
+    pub snapshot: Arc<Snapshot>,
+    /// Balancer and load counters per pool, indexed like `snapshot.config.pools`.
+    pub pools: Box<[PoolRuntime]>,
+}
+
+/// One pool's balancer and this core's active-connection count per backend.
+pub struct PoolRuntime {
+    /// Selection state (round-robin position, RNG) for this core.
+    pub balancer: RefCell<Balancer>,
+    /// Connections this core has open to each backend (LeastConnections, PowerOfTwo).
+    pub active: Box<[Cell<u32>]>,
+}
+
+impl CoreView {
+    fn build(snapshot: Arc<Snapshot>, seed: u64) -> CoreView {
+        let pools = snapshot
+            .config
+            .pools
+            .iter()
+            .map(|pool| {
+                let weights: Vec<u32> = pool.backends.iter().map(|b| b.weight).collect();
+                PoolRuntime {
+                    balancer: RefCell::new(Balancer::new(pool.balance, &weights, seed)),
+                    active: pool.backends.iter().map(|_| Cell::new(0)).collect(),
+                }
+            })
+            .collect();
+        CoreView { snapshot, pools }
+    }
+}
+
+impl Core {
+    /// Build the core-local state from the currently published snapshot.
+    pub fn new(index: usize, shared: Arc<SharedSnapshot>) -> Core {
+        let view = CoreView::build(shared.load(), index as u64 + 1);
+        Core(Rc::new(CoreInner {
+            index,
+            shared,
+            view: RefCell::new(Rc::new(view)),
+            pipes: RefCell::new(Vec::new()),
+            open: Cell::new(0),
+        }))
+    }
+
+    /// This worker's index.
+    pub fn index(&self) -> usize {
+        self.0.index
+    }
+
+    /// The current view, rebuilt first if the control thread published a new snapshot.
+    ///
+    /// Called once per new connection: one atomic load in the common case.
+    pub fn view(&self) -> Rc<CoreView> {
+        let seen = self.0.view.borrow().snapshot.generation;
+        if let Some(next) = self.0.shared.load_if_changed(seen) {
+            let rebuilt = Rc::new(CoreView::build(next, self.0.index as u64 + 1));
+            *self.0.view.borrow_mut() = rebuilt;
+        }
+        self.0.view.borrow().clone()
+    }
+
+    /// Client connections currently open on this core.
+    pub fn open_connections(&self) -> usize {
+        self.0.open.get()
+    }
+
+    /// Count a client connection as open until the returned guard is dropped.
+    pub fn connection_opened(&self) -> OpenGuard {
+        self.0.open.set(self.0.open.get() + 1);
+        OpenGuard(self.clone())
+    }
+
+    /// A pipe from this core's pool, or a new one of `capacity` bytes.
+    pub fn take_pipe(&self, capacity: usize) -> std::io::Result<Pipe> {
+        match self.0.pipes.borrow_mut().pop() {
+            Some(pipe) => Ok(pipe),
+            None => Pipe::new(capacity),
+        }
+    }
+
+    /// Return an *empty* pipe for reuse. A pipe that may still hold bytes must be dropped
+    /// instead, or the next connection would receive someone else's data.
+    pub fn recycle_pipe(&self, pipe: Pipe) {
+        let mut pipes = self.0.pipes.borrow_mut();
+        if pipes.len() < MAX_IDLE_PIPES {
+            pipes.push(pipe);
+        }
+    }
+}
+
+/// Keeps a client connection counted in [`Core::open_connections`] while it lives.
+pub struct OpenGuard(Core);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        let open = &self.0 .0.open;
+        open.set(open.get().saturating_sub(1));
+    }
+}
+
+/// What the balancer sees of one pool for one connection attempt: the snapshot's
+/// backend states, this core's loads, and the backends this connection already tried.
+pub struct AttemptView<'a> {
+    /// Health of each backend, from the snapshot.
+    pub state: &'a PoolState,
+    /// This core's active connections per backend.
+    pub active: &'a [Cell<u32>],
+    /// Backends that already failed for this connection.
+    pub tried: &'a Tried,
+}
+
+impl BackendView for AttemptView<'_> {
+    fn len(&self) -> usize {
+        self.state.backends.len()
+    }
+
+    fn usable(&self, i: usize) -> bool {
+        self.state.backends[i] == BackendState::Usable && !self.tried.contains(i)
+    }
+
+    fn load(&self, i: usize) -> u32 {
+        self.active[i].get()
+    }
+}
+
+/// The set of backends one connection already tried, so a retry never repeats one.
+///
+/// The first 128 backends fit in a bitmask; the spill vector is only touched for larger
+/// pools, and only after failures, so the usual connection allocates nothing.
+#[derive(Default)]
+pub struct Tried {
+    mask: u128,
+    spill: Vec<usize>,
+}
+
+impl Tried {
+    /// Remember that backend `i` was tried.
+    pub fn insert(&mut self, i: usize) {
+        if i < 128 {
+            self.mask |= 1u128 << i;
+        } else {
+            self.spill.push(i);
+        }
+    }
+
+    /// Whether backend `i` was tried.
+    pub fn contains(&self, i: usize) -> bool {
+        if i < 128 {
+            self.mask & (1u128 << i) != 0
+        } else {
+            self.spill.contains(&i)
+        }
+    }
+}
+
+/// Counts a connection against a backend for as long as it lives.
+pub struct ActiveGuard {
+    view: Rc<CoreView>,
+    pool: usize,
+    backend: usize,
+}
+
+impl ActiveGuard {
+    /// Count one more connection to `backend` of `pool` in `view`.
+    pub fn new(view: Rc<CoreView>, pool: usize, backend: usize) -> ActiveGuard {
+        let cell = &view.pools[pool].active[backend];
+        cell.set(cell.get() + 1);
+        ActiveGuard {
+            view,
+            pool,
+            backend,
+        }
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        let cell = &self.view.pools[self.pool].active[self.backend];
+        cell.set(cell.get().saturating_sub(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tried;
+
+    #[test]
+    fn tried_set_covers_small_and_large_indices() {
+        let mut tried = Tried::default();
+        for i in [0, 5, 127, 128, 1000] {
+            assert!(!tried.contains(i));
+            tried.insert(i);
+            assert!(tried.contains(i));
+        }
+        assert!(!tried.contains(1));
+        assert!(!tried.contains(129));
+    }
+}

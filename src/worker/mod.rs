@@ -1,0 +1,198 @@
+//! The per-core data path: one pinned thread per worker, each with its own monoio runtime,
+//! its own `SO_REUSEPORT` listener sockets, its own balancers and connection counts.
+//!
+//! Nothing here is shared between cores except the published [`SharedSnapshot`], which is
+//! read with one atomic load per connection.
+
+mod core;
+mod relay;
+mod tcp;
+
+use std::future::Future;
+use std::io;
+use std::net::TcpListener as StdTcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub use self::core::Core;
+pub use self::relay::RelayOutcome;
+
+use crate::config::Protocol;
+use crate::lifecycle::{Lifecycle, POLL_INTERVAL};
+use crate::snapshot::SharedSnapshot;
+
+/// Which io driver a worker runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    /// io_uring when the kernel allows it, else epoll (logged once).
+    Auto,
+    /// Always io_uring; fail to start if unavailable.
+    IoUring,
+    /// Always monoio's epoll ("legacy") driver.
+    Legacy,
+}
+
+impl Driver {
+    /// Read `RINGWAY_DRIVER` (`legacy`, `uring`/`io_uring`, `auto`); unset means auto.
+    pub fn from_env() -> Result<Driver, String> {
+        match std::env::var("RINGWAY_DRIVER") {
+            Err(_) => Ok(Driver::Auto),
+            Ok(v) => match v.as_str() {
+                "" | "auto" => Ok(Driver::Auto),
+                "legacy" | "epoll" => Ok(Driver::Legacy),
+                "uring" | "io_uring" | "iouring" => Ok(Driver::IoUring),
+                other => Err(format!(
+                    "RINGWAY_DRIVER={other:?}: expected auto, uring or legacy"
+                )),
+            },
+        }
+    }
+}
+
+/// Everything one worker thread needs to start: its core, its already-bound listener
+/// sockets (one per configured listener, in config order) and the snapshot to read.
+pub struct WorkerSpec {
+    /// Index of this worker (0-based), also used to seed its balancers.
+    pub index: usize,
+    /// The CPU core to pin to, if pinning is possible.
+    pub core: Option<core_affinity::CoreId>,
+    /// This worker's own `SO_REUSEPORT` sockets, indexed like `config.listeners`.
+    pub listeners: Vec<StdTcpListener>,
+    /// The publication point of the control thread.
+    pub shared: Arc<SharedSnapshot>,
+    /// Stop/drain flags set by the supervisor.
+    pub lifecycle: Arc<Lifecycle>,
+    /// Which driver to run.
+    pub driver: Driver,
+}
+
+/// io_uring submission queue size per worker; monoio flushes early when it fills.
+const URING_ENTRIES: u32 = 4096;
+
+static FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// Start a worker thread. It pins itself, builds its runtime and serves until the process
+/// exits. An error building the runtime is returned through the join handle.
+pub fn spawn(spec: WorkerSpec) -> io::Result<JoinHandle<io::Result<()>>> {
+    std::thread::Builder::new()
+        .name(format!("ringway-w{}", spec.index))
+        .spawn(move || run(spec))
+}
+
+fn run(spec: WorkerSpec) -> io::Result<()> {
+    if let Some(core) = spec.core {
+        // Pinning keeps this worker's memory and caches on one core; failure (e.g. a
+        // restricted cpuset) costs locality, not correctness, so it is not fatal.
+        if !core_affinity::set_for_current(core) {
+            crate::log::warn(format_args!(
+                "worker {}: could not pin to core {}",
+                spec.index, core.id
+            ));
+        }
+    }
+    match spec.driver {
+        Driver::Legacy => run_legacy(spec),
+        Driver::IoUring => run_uring(spec),
+        Driver::Auto => {
+            if crate::sys::io_uring_available() {
+                match build_uring() {
+                    Ok(mut rt) => {
+                        rt.block_on(serve(spec));
+                        return Ok(());
+                    }
+                    Err(e) => log_fallback(&e.to_string()),
+                }
+            } else {
+                log_fallback("io_uring is not available on this kernel");
+            }
+            run_legacy(spec)
+        }
+    }
+}
+
+fn log_fallback(why: &str) {
+    if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
+        crate::log::warn(format_args!(
+            "io_uring unavailable ({why}); running on the epoll driver"
+        ));
+    }
+}
+
+fn build_uring() -> io::Result<monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>> {
+    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .with_entries(URING_ENTRIES)
+        .enable_timer()
+        .build()
+}
+
+fn run_uring(spec: WorkerSpec) -> io::Result<()> {
+    let mut rt = build_uring()?;
+    rt.block_on(serve(spec));
+    Ok(())
+}
+
+fn run_legacy(spec: WorkerSpec) -> io::Result<()> {
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()?;
+    rt.block_on(serve(spec));
+    Ok(())
+}
+
+/// The worker's main task: accept on every listener until a graceful stop begins, then
+/// let in-flight connections finish until the grace deadline.
+async fn serve(spec: WorkerSpec) {
+    let core = Core::new(spec.index, spec.shared);
+    let snapshot = core.view().snapshot.clone();
+    let mut accept_loops = Vec::with_capacity(spec.listeners.len());
+    for (index, std_listener) in spec.listeners.into_iter().enumerate() {
+        let listener = match monoio::net::TcpListener::from_std(std_listener) {
+            Ok(l) => l,
+            Err(e) => {
+                crate::log::error(format_args!(
+                    "worker {}: cannot register listener {}: {e}",
+                    core.index(),
+                    snapshot.config.listeners[index].name
+                ));
+                continue;
+            }
+        };
+        match snapshot.config.listeners[index].protocol {
+            Protocol::Tcp { .. } => {
+                accept_loops.push(Box::pin(tcp::accept_loop(core.clone(), index, listener)));
+            }
+        }
+    }
+    // The accept loops live inside this future (not spawned), so when draining begins
+    // dropping them closes this worker's listening sockets at once.
+    let accepting = std::future::poll_fn(|cx| {
+        for accept in accept_loops.iter_mut() {
+            // Accept loops never finish on their own.
+            let _ = accept.as_mut().poll(cx);
+        }
+        std::task::Poll::<()>::Pending
+    });
+    let lifecycle = spec.lifecycle;
+    let drain_started = async {
+        while !lifecycle.is_draining() {
+            monoio::time::sleep(POLL_INTERVAL).await;
+        }
+    };
+    relay::first_of(accepting, drain_started).await;
+    drop(accept_loops);
+    // Drain: wait for this core's connections to finish, or for the grace deadline.
+    let deadline = lifecycle
+        .grace_deadline()
+        .unwrap_or_else(std::time::Instant::now);
+    while core.open_connections() > 0 && std::time::Instant::now() < deadline {
+        monoio::time::sleep(POLL_INTERVAL).await;
+    }
+    if core.open_connections() > 0 {
+        crate::log::warn(format_args!(
+            "worker {}: grace period over; cutting {} connection(s)",
+            core.index(),
+            core.open_connections()
+        ));
+    }
+}

@@ -1,0 +1,242 @@
+//! Moving bytes between a client and a backend: the zero-copy `splice(2)` relay and the
+//! buffered copy relay kept beside it for comparison and for sockets splice cannot serve.
+//!
+//! Both honour half-close (end-of-stream from one side becomes `shutdown(SHUT_WR)` on the
+//! other, and the opposite direction keeps flowing) and an idle timeout shared by the two
+//! directions.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
+use monoio::net::TcpStream;
+
+use super::core::Core;
+use crate::sys::{self, Pipe};
+
+/// How a relay ended when it did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelayOutcome {
+    /// Both directions reached end-of-stream and were shut down in order.
+    Finished,
+    /// Neither side sent a byte for the idle timeout.
+    IdleTimeout,
+}
+
+/// Relay with splice: socket -> pipe -> socket in each direction, all inside the kernel.
+///
+/// Both sockets must already be `O_NONBLOCK`. Readiness is awaited through the runtime
+/// (io_uring poll or epoll) and the splice calls run right here on the worker's core;
+/// io_uring's own SPLICE op is avoided because it runs on io-wq kernel threads that
+/// escape core pinning.
+pub async fn splice_relay(
+    core: &Core,
+    client: &TcpStream,
+    backend: &TcpStream,
+    pipe_bytes: usize,
+    idle: Duration,
+) -> io::Result<RelayOutcome> {
+    let upstream_pipe = core.take_pipe(pipe_bytes)?;
+    let downstream_pipe = core.take_pipe(pipe_bytes)?;
+    let activity = Cell::new(Instant::now());
+    let upstream = splice_direction(client, backend, &upstream_pipe, &activity);
+    let downstream = splice_direction(backend, client, &downstream_pipe, &activity);
+    let outcome = race_idle(both(upstream, downstream), &activity, idle).await;
+    // Only a relay that finished cleanly is known to leave its pipes empty; any other
+    // ending may leave bytes inside, so those pipes are closed, never reused.
+    if let Ok(RelayOutcome::Finished) = outcome {
+        core.recycle_pipe(upstream_pipe);
+        core.recycle_pipe(downstream_pipe);
+    }
+    outcome
+}
+
+/// One direction of the splice relay, until end-of-stream has been passed on.
+async fn splice_direction(
+    src: &TcpStream,
+    dst: &TcpStream,
+    pipe: &Pipe,
+    activity: &Cell<Instant>,
+) -> io::Result<()> {
+    let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
+    let capacity = pipe.capacity();
+    // Bytes sitting in the pipe, read from `src` but not yet written to `dst`.
+    let mut buffered = 0usize;
+    let mut eof = false;
+    loop {
+        // Fill: pull what the source has into the free part of the pipe. A full pipe
+        // means `dst` is slower than `src`; we stop reading, which pushes back on `src`.
+        if !eof && buffered < capacity {
+            match sys::splice(src_fd, pipe.write_fd(), capacity - buffered) {
+                Ok(0) => eof = true,
+                Ok(n) => {
+                    buffered += n;
+                    activity.set(Instant::now());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if buffered == 0 {
+                        // Nothing to read and nothing to write: wait for the source.
+                        src.readable(false).await?;
+                        continue;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        // Drain: push the pipe's bytes to the destination.
+        if buffered > 0 {
+            match sys::splice(pipe.read_fd(), dst_fd, buffered) {
+                Ok(n) => {
+                    buffered -= n;
+                    activity.set(Instant::now());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    dst.writable(false).await?;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if eof && buffered == 0 {
+            // Pass the half-close on: the other side reads end-of-stream but may still
+            // send its reply through the opposite direction.
+            return shutdown_write(dst_fd);
+        }
+    }
+}
+
+/// `shutdown(SHUT_WR)`, where a peer that already went away is not an error: its
+/// direction is over either way.
+fn shutdown_write(fd: std::os::fd::RawFd) -> io::Result<()> {
+    match sys::shutdown_write(fd) {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        other => other,
+    }
+}
+
+/// Relay through user-space buffers with the runtime's own read/write operations.
+pub async fn buffered_relay(
+    client: TcpStream,
+    backend: TcpStream,
+    buffer_bytes: usize,
+    idle: Duration,
+) -> io::Result<RelayOutcome> {
+    let activity = Cell::new(Instant::now());
+    let (client_read, client_write) = client.into_split();
+    let (backend_read, backend_write) = backend.into_split();
+    let upstream = copy_direction(client_read, backend_write, buffer_bytes, &activity);
+    let downstream = copy_direction(backend_read, client_write, buffer_bytes, &activity);
+    race_idle(both(upstream, downstream), &activity, idle).await
+}
+
+async fn copy_direction<R: AsyncReadRent, W: AsyncWriteRent>(
+    mut src: R,
+    mut dst: W,
+    buffer_bytes: usize,
+    activity: &Cell<Instant>,
+) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(buffer_bytes);
+    loop {
+        let (res, b) = src.read(buf).await;
+        buf = b;
+        match res {
+            Ok(0) => return dst.shutdown().await,
+            Ok(_) => activity.set(Instant::now()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        let (res, b) = dst.write_all(buf).await;
+        buf = b;
+        res?;
+        activity.set(Instant::now());
+        buf.clear();
+    }
+}
+
+/// Run two directions together: done when both are done, failed as soon as either fails
+/// (a reset on one side ends the whole connection; the other side is then closed).
+async fn both<A, B>(a: A, b: B) -> io::Result<()>
+where
+    A: Future<Output = io::Result<()>>,
+    B: Future<Output = io::Result<()>>,
+{
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    let (mut a_done, mut b_done) = (false, false);
+    std::future::poll_fn(|cx| {
+        if !a_done {
+            if let Poll::Ready(r) = a.as_mut().poll(cx) {
+                r?;
+                a_done = true;
+            }
+        }
+        if !b_done {
+            if let Poll::Ready(r) = b.as_mut().poll(cx) {
+                r?;
+                b_done = true;
+            }
+        }
+        if a_done && b_done {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Run two futures until the first one finishes; the other is dropped.
+pub async fn first_of<A: Future<Output = ()>, B: Future<Output = ()>>(a: A, b: B) {
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    std::future::poll_fn(|cx| {
+        if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Run `relay` until it ends or until `activity` is older than `idle`.
+///
+/// The timer is re-armed to the last activity instead of on every byte, so a busy
+/// connection costs one timer wake-up per idle period, not one per transfer.
+async fn race_idle<F>(
+    relay: F,
+    activity: &Cell<Instant>,
+    idle: Duration,
+) -> io::Result<RelayOutcome>
+where
+    F: Future<Output = io::Result<()>>,
+{
+    let watchdog = async {
+        loop {
+            let deadline = activity.get() + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            monoio::time::sleep_until(monoio::time::Instant::from_std(deadline)).await;
+        }
+    };
+    let mut relay = pin!(relay);
+    let mut watchdog = pin!(watchdog);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = relay.as_mut().poll(cx) {
+            return Poll::Ready(r.map(|()| RelayOutcome::Finished));
+        }
+        if watchdog.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(RelayOutcome::IdleTimeout));
+        }
+        Poll::Pending
+    })
+    .await
+}

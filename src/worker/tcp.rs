@@ -1,0 +1,123 @@
+//! The L4 TCP path: accept, pick a backend, connect with fallback, then relay.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use monoio::net::{TcpListener, TcpStream};
+
+use super::core::{ActiveGuard, AttemptView, Core, CoreView, Tried};
+use super::relay::{self, RelayOutcome};
+use crate::config::{Protocol, RelayMode};
+use crate::lb::hash_ip;
+
+/// How long to back off when `accept` fails for lack of resources (EMFILE, ENOBUFS),
+/// so the loop does not spin while connections wait in the backlog.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// Accept connections on one listener forever, one task per connection.
+pub async fn accept_loop(core: Core, listener_index: usize, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                monoio::spawn(serve_connection(core.clone(), listener_index, stream, peer));
+            }
+            Err(e) => {
+                crate::log::warn(format_args!("worker {}: accept failed: {e}", core.index()));
+                monoio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Serve one client connection from connect to close. Every failure ends in closing the
+/// client; none of them may panic or stall the worker.
+async fn serve_connection(core: Core, listener_index: usize, client: TcpStream, peer: SocketAddr) {
+    let _open = core.connection_opened();
+    let view = core.view();
+    let listener = &view.snapshot.config.listeners[listener_index];
+    let (pool, mode) = match listener.protocol {
+        Protocol::Tcp { pool, relay } => (pool, relay),
+    };
+    let timeouts = listener.timeouts;
+    // Small writes (handshakes, RPCs) must not wait for Nagle's delayed-ACK dance.
+    let _ = client.set_nodelay(true);
+
+    let Some((backend, _guard)) = connect_upstream(&view, pool, peer, timeouts.connect).await
+    else {
+        crate::log::debug(format_args!(
+            "listener {}: no backend of pool {} answered for {peer}; closing",
+            listener.name, view.snapshot.config.pools[pool].name
+        ));
+        return;
+    };
+    let _ = backend.set_nodelay(true);
+
+    let tuning = view.snapshot.config.tuning;
+    let outcome = match mode {
+        RelayMode::Splice => match prepare_splice(&client, &backend) {
+            Ok(()) => {
+                relay::splice_relay(&core, &client, &backend, tuning.pipe_bytes, timeouts.idle)
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+        RelayMode::Buffered => {
+            relay::buffered_relay(client, backend, tuning.copy_buffer_bytes, timeouts.idle).await
+        }
+    };
+    match outcome {
+        Ok(RelayOutcome::Finished) => {}
+        Ok(RelayOutcome::IdleTimeout) => crate::log::debug(format_args!(
+            "listener {}: {peer} idle for {:?}; closed",
+            listener.name, timeouts.idle
+        )),
+        Err(e) => crate::log::debug(format_args!(
+            "listener {}: {peer}: relay ended: {e}",
+            listener.name
+        )),
+    }
+}
+
+/// The splice path drives the sockets itself with non-blocking syscalls, so both must be
+/// `O_NONBLOCK`: a blocking socket would stall every connection on this core.
+fn prepare_splice(client: &TcpStream, backend: &TcpStream) -> io::Result<()> {
+    crate::sys::set_nonblocking(client.as_raw_fd())?;
+    crate::sys::set_nonblocking(backend.as_raw_fd())
+}
+
+/// Pick a backend and connect, trying each usable backend at most once. Returns the
+/// connection and a guard that counts it against the backend while it lives.
+async fn connect_upstream(
+    view: &Rc<CoreView>,
+    pool: usize,
+    peer: SocketAddr,
+    connect_timeout: Duration,
+) -> Option<(TcpStream, ActiveGuard)> {
+    let runtime = &view.pools[pool];
+    let backends = &view.snapshot.config.pools[pool].backends;
+    let key = hash_ip(peer.ip());
+    let mut tried = Tried::default();
+    loop {
+        let attempt = AttemptView {
+            state: &view.snapshot.pools[pool],
+            active: &runtime.active,
+            tried: &tried,
+        };
+        let index = runtime.balancer.borrow_mut().pick(key, &attempt)?;
+        tried.insert(index);
+        let addr = backends[index].addr;
+        // Count the attempt as load right away, so concurrent connections on this core
+        // see it while the handshake is in flight (least-connections fairness).
+        let guard = ActiveGuard::new(view.clone(), pool, index);
+        match monoio::time::timeout(connect_timeout, TcpStream::connect_addr(addr)).await {
+            Ok(Ok(stream)) => return Some((stream, guard)),
+            Ok(Err(e)) => crate::log::debug(format_args!("upstream {addr}: connect failed: {e}")),
+            Err(_) => crate::log::debug(format_args!(
+                "upstream {addr}: connect timed out after {connect_timeout:?}"
+            )),
+        }
+    }
+}
