@@ -8,6 +8,7 @@
 pub mod app;
 pub mod config;
 pub mod health;
+pub mod http1;
 pub mod lb;
 pub mod lifecycle;
 pub mod log;
