@@ -1,0 +1,9 @@
+//! HTTP/1 chunked parsing on arbitrary bytes: never panics, and the invariants checked by
+//! `ringway::http1::fuzzing::fuzz_chunked` hold (see that module's docs).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    ringway::http1::fuzzing::fuzz_chunked(data);
+});
