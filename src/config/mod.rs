@@ -47,6 +47,12 @@ pub const MAX_WORKERS: usize = 1024;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// `timeouts.idle` when not given.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// Passive ejection default, used when `passive: (...)` is present but the field is not.
+pub const DEFAULT_CONSECUTIVE_FAILURES: u32 = 5;
+/// Default length of a first passive ejection.
+pub const DEFAULT_EJECT_FOR: Duration = Duration::from_secs(30);
+/// Default panic threshold, in percent of a pool's backends.
+pub const DEFAULT_PANIC_THRESHOLD: u8 = 50;
 /// How long SIGTERM waits for in-flight work when `shutdown_grace` is absent.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Longest accepted timeout (one year). Anything longer means "never" in practice,
@@ -71,6 +77,8 @@ pub struct Config {
     pub tuning: Tuning,
     /// How long a graceful stop (SIGTERM) lets in-flight work finish.
     pub shutdown_grace: Duration,
+    /// Where the admin endpoint (metrics, stats, reload) listens, if anywhere.
+    pub admin: Option<SocketAddr>,
 }
 
 /// Buffer sizes for relaying bytes.
@@ -158,6 +166,54 @@ pub struct Pool {
     pub balance: Balance,
     /// Never empty; addresses are unique within the pool.
     pub backends: Vec<Backend>,
+    /// Active health checking, if configured.
+    pub health: Option<HealthCheck>,
+    /// Passive ejection; `consecutive_failures == 0` means off.
+    pub passive: Passive,
+    /// How long a recovered backend takes to reach its full weight; zero means off.
+    pub slow_start: Duration,
+    /// Below this percentage of usable backends, health is ignored (panic mode).
+    pub panic_threshold: u8,
+}
+
+/// Active health checking of a pool's backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// What a probe does.
+    pub check: CheckKind,
+    /// Time between probes of one backend (default 2s).
+    pub interval: Duration,
+    /// Longest a probe may take (default 1s).
+    pub timeout: Duration,
+    /// Consecutive successes that bring a down backend up (default 2).
+    pub rise: u32,
+    /// Consecutive failures that take an up backend down (default 3).
+    pub fall: u32,
+}
+
+/// What one probe does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// Connect, then close.
+    Tcp,
+    /// `GET path` over a fresh connection; success is the expected status.
+    Http {
+        /// Request target, starting with `/`.
+        path: String,
+        /// Status that counts as healthy (default 200).
+        expect: u16,
+        /// Host header to send (default: the backend address).
+        host: Option<String>,
+    },
+}
+
+/// Passive ejection settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Passive {
+    /// Failures in a row that eject a backend; 0 turns passive ejection off.
+    pub consecutive_failures: u32,
+    /// How long the first ejection lasts (doubling on repeats).
+    pub eject_for: Duration,
 }
 
 /// Backend selection algorithm, written as the bare variant name, e.g. `Maglev`. It is
@@ -171,6 +227,8 @@ pub struct Backend {
     pub addr: SocketAddr,
     /// Relative share of traffic; at least 1, default 1.
     pub weight: u32,
+    /// Used only while no primary backend of its pool is usable.
+    pub backup: bool,
 }
 
 /// One problem in a config file, with where it is.

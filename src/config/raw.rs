@@ -28,6 +28,8 @@ pub(super) struct RawConfig {
     pub tuning: Option<RawTuning>,
     /// `shutdown_grace: "30s"`: how long SIGTERM waits for in-flight work.
     pub shutdown_grace: Option<String>,
+    /// `admin: "127.0.0.1:9901"`: the admin/metrics listener; none when absent.
+    pub admin: Option<String>,
 }
 
 /// `tuning: (pipe_bytes: ..., copy_buffer_bytes: ...)`.
@@ -78,6 +80,46 @@ pub(super) struct RawPool {
     /// an empty one.
     #[serde(default)]
     pub backends: Vec<RawBackend>,
+    /// Active health checks; none when absent.
+    pub health: Option<RawHealth>,
+    /// Passive ejection on failures seen by the data path; off when absent.
+    pub passive: Option<RawPassive>,
+    /// Ramp a recovered backend's weight up over this long; off when absent.
+    pub slow_start: Option<String>,
+    /// Percentage of a pool that must stay usable before ringway ignores health and
+    /// uses every backend (panic mode); default 50.
+    pub panic_threshold: Option<u64>,
+}
+
+/// `health: (check: Http(path: "/healthz", expect: 200), interval: "1s", ...)`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Health", deny_unknown_fields)]
+pub(super) struct RawHealth {
+    pub check: RawCheck,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub rise: Option<u64>,
+    pub fall: Option<u64>,
+}
+
+/// The probe: `Tcp` (a connect) or `Http(path: "/healthz", expect: 200, host: "x")`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Check", deny_unknown_fields)]
+pub(super) enum RawCheck {
+    Tcp,
+    Http {
+        path: String,
+        expect: Option<u64>,
+        host: Option<String>,
+    },
+}
+
+/// `passive: (consecutive_failures: 5, eject_for: "30s")`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Passive", deny_unknown_fields)]
+pub(super) struct RawPassive {
+    pub consecutive_failures: Option<u64>,
+    pub eject_for: Option<String>,
 }
 
 /// One entry of `backends: [...]`.
@@ -88,4 +130,6 @@ pub(super) struct RawBackend {
     /// Wider than the validated `u32` so an oversized weight is a collected
     /// validation error rather than a parse stop.
     pub weight: Option<u64>,
+    /// Used only while no primary backend of the pool is usable.
+    pub backup: Option<bool>,
 }

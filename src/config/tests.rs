@@ -90,18 +90,28 @@ fn issue_sample_parses_to_expected_values() {
                 Backend {
                     addr: addr("127.0.0.1:25432"),
                     weight: 3,
+                    backup: false,
                 },
                 Backend {
                     addr: addr("127.0.0.1:25433"),
                     weight: 1,
+                    backup: false,
                 },
             ],
+            health: None,
+            passive: Passive {
+                consecutive_failures: 0,
+                eject_for: DEFAULT_EJECT_FOR,
+            },
+            slow_start: Duration::ZERO,
+            panic_threshold: DEFAULT_PANIC_THRESHOLD,
         }],
         tuning: Tuning {
             pipe_bytes: 1_048_576,
             copy_buffer_bytes: 65_536,
         },
         shutdown_grace: Duration::from_secs(30),
+        admin: None,
     };
     assert_eq!(config, expected);
 }
@@ -220,7 +230,8 @@ fn default_config_file_parses() {
         pool.backends,
         vec![Backend {
             addr: addr("127.0.0.1:8001"),
-            weight: 1
+            weight: 1,
+            backup: false,
         }]
     );
 }
@@ -704,4 +715,79 @@ fn ipv6_and_unspecified_binds_are_accepted() {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     );
     assert!(config.listeners[1].bind.is_ipv6());
+}
+
+/// The health, passive, slow-start and backup fields of the issue, exactly as written.
+#[test]
+fn health_settings_parse_as_written() {
+    let text = r#"(
+        admin: "127.0.0.1:9901",
+        listeners: [(name: "l", bind: "127.0.0.1:80", protocol: Tcp(pool: "p"))],
+        pools: [(name: "p", backends: [(addr: "10.0.0.1:80"), (addr: "10.0.0.2:80", backup: true)],
+            health: (check: Http(path: "/healthz", expect: 200), interval: "1s", timeout: "500ms",
+                     rise: 2, fall: 3),
+            passive: (consecutive_failures: 5, eject_for: "30s"),
+            slow_start: "10s",
+            panic_threshold: 25)],
+    )"#;
+    let config = Config::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(config.admin, Some(addr("127.0.0.1:9901")));
+    let pool = &config.pools[0];
+    assert_eq!(
+        pool.health,
+        Some(HealthCheck {
+            check: CheckKind::Http {
+                path: "/healthz".into(),
+                expect: 200,
+                host: None
+            },
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            rise: 2,
+            fall: 3,
+        })
+    );
+    assert_eq!(pool.passive.consecutive_failures, 5);
+    assert_eq!(pool.passive.eject_for, Duration::from_secs(30));
+    assert_eq!(pool.slow_start, Duration::from_secs(10));
+    assert_eq!(pool.panic_threshold, 25);
+    assert!(!pool.backends[0].backup && pool.backends[1].backup);
+    let tcp = text.replace(r#"Http(path: "/healthz", expect: 200)"#, "Tcp");
+    let config = Config::parse(&tcp).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        config.pools[0].health.as_ref().map(|h| &h.check),
+        Some(&CheckKind::Tcp)
+    );
+}
+
+#[test]
+fn health_mistakes_are_all_reported() {
+    let text = r#"(
+        admin: "localhost:9901",
+        listeners: [(name: "l", bind: "127.0.0.1:80", protocol: Tcp(pool: "p"))],
+        pools: [(name: "p", backends: [(addr: "10.0.0.1:80")],
+            health: (check: Http(path: "healthz", expect: 700), interval: "0s", rise: 0),
+            passive: (consecutive_failures: 0, eject_for: "x"),
+            slow_start: "-1s",
+            panic_threshold: 101)],
+    )"#;
+    let errors = Config::parse(text).unwrap_err();
+    let paths: Vec<String> = errors.iter().map(|e| e.location.to_string()).collect();
+    for want in [
+        "admin",
+        "pools[0].health.check.path",
+        "pools[0].health.check.expect",
+        "pools[0].health.interval",
+        "pools[0].health.rise",
+        "pools[0].passive.consecutive_failures",
+        "pools[0].passive.eject_for",
+        "pools[0].slow_start",
+        "pools[0].panic_threshold",
+    ] {
+        assert!(
+            paths.iter().any(|p| p == want),
+            "missing {want} in {paths:?}"
+        );
+    }
+    assert_eq!(errors.len(), 9, "{paths:?}");
 }

@@ -11,12 +11,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::raw::{
-    RawBackend, RawConfig, RawListener, RawPool, RawProtocol, RawTimeouts, RawTuning,
+    RawBackend, RawCheck, RawConfig, RawHealth, RawListener, RawPassive, RawPool, RawProtocol,
+    RawTimeouts, RawTuning,
 };
 use super::{
-    parse_duration, Backend, Config, ConfigError, Listener, Location, Pool, Protocol, RelayMode,
-    Timeouts, Tuning, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_SHUTDOWN_GRACE,
-    MAX_TIMEOUT, MAX_WORKERS,
+    parse_duration, Backend, CheckKind, Config, ConfigError, HealthCheck, Listener, Location,
+    Passive, Pool, Protocol, RelayMode, Timeouts, Tuning, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_CONSECUTIVE_FAILURES, DEFAULT_EJECT_FOR, DEFAULT_IDLE_TIMEOUT, DEFAULT_PANIC_THRESHOLD,
+    DEFAULT_SHUTDOWN_GRACE, MAX_TIMEOUT, MAX_WORKERS,
 };
 
 /// Inclusive bounds for `tuning.pipe_bytes`: one page up to 16 MiB.
@@ -35,6 +37,10 @@ pub(super) fn validate(raw: &RawConfig) -> Result<Config, Vec<ConfigError>> {
     let listeners = check_listeners(&raw.listeners, &pool_names, &mut errors);
     let pools = check_pools(&raw.pools, &mut errors);
     let tuning = check_tuning(raw.tuning.as_ref(), &mut errors);
+    let admin = raw
+        .admin
+        .as_deref()
+        .and_then(|a| check_socket_addr("admin", a, &mut errors));
     let shutdown_grace = check_timeout(
         "shutdown_grace",
         raw.shutdown_grace.as_deref(),
@@ -50,6 +56,7 @@ pub(super) fn validate(raw: &RawConfig) -> Result<Config, Vec<ConfigError>> {
         pools,
         tuning,
         shutdown_grace: shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+        admin,
     })
 }
 
@@ -280,10 +287,40 @@ fn check_pools(raw: &[RawPool], errors: &mut Errors) -> Vec<Pool> {
             }
         }
         let backends = check_backends(&format!("{path}.backends"), &pool.backends, errors);
+        let health = pool
+            .health
+            .as_ref()
+            .and_then(|h| check_health(&format!("{path}.health"), h, errors));
+        let passive = check_passive(&format!("{path}.passive"), pool.passive.as_ref(), errors);
+        let slow_start = match pool.slow_start.as_deref() {
+            None => Some(Duration::ZERO),
+            Some(text) => check_timeout(
+                &format!("{path}.slow_start"),
+                Some(text),
+                Duration::ZERO,
+                errors,
+            ),
+        };
+        let panic_threshold = check_range(
+            &format!("{path}.panic_threshold"),
+            pool.panic_threshold,
+            u64::from(DEFAULT_PANIC_THRESHOLD),
+            0..=100,
+            errors,
+        );
+        let (Some(passive), Some(slow_start), Some(panic_threshold)) =
+            (passive, slow_start, panic_threshold)
+        else {
+            continue;
+        };
         pools.extend(name.map(|name| Pool {
             name,
             balance: pool.balance.unwrap_or_default(),
             backends,
+            health,
+            passive,
+            slow_start,
+            panic_threshold: panic_threshold as u8,
         }));
     }
     pools
@@ -335,6 +372,123 @@ fn check_backend(
     Some(Backend {
         addr: addr?,
         weight: weight?,
+        backup: raw.backup.unwrap_or(false),
+    })
+}
+
+/// A count or percentage in `range`, defaulting when absent.
+fn check_range(
+    path: &str,
+    raw: Option<u64>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    errors: &mut Errors,
+) -> Option<u64> {
+    let value = raw.unwrap_or(default);
+    if range.contains(&value) {
+        Some(value)
+    } else {
+        errors.push(
+            path,
+            format!(
+                "must be between {} and {}, got {value}",
+                range.start(),
+                range.end()
+            ),
+        );
+        None
+    }
+}
+
+/// `health: (check: ..., interval, timeout, rise, fall)`.
+fn check_health(path: &str, raw: &RawHealth, errors: &mut Errors) -> Option<HealthCheck> {
+    let check = match &raw.check {
+        RawCheck::Tcp => Some(CheckKind::Tcp),
+        RawCheck::Http {
+            path: target,
+            expect,
+            host,
+        } => {
+            let target_ok = target.starts_with('/') && target.bytes().all(|b| b.is_ascii_graphic());
+            if !target_ok {
+                errors.push(
+                    format!("{path}.check.path"),
+                    format!("must start with '/' and contain no spaces or control characters, got {target:?}"),
+                );
+            }
+            let expect = check_range(
+                &format!("{path}.check.expect"),
+                *expect,
+                200,
+                100..=599,
+                errors,
+            );
+            let host_ok = host
+                .as_deref()
+                .is_none_or(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()));
+            if !host_ok {
+                errors.push(
+                    format!("{path}.check.host"),
+                    format!("invalid Host value {host:?}"),
+                );
+            }
+            match (target_ok && host_ok, expect) {
+                (true, Some(expect)) => Some(CheckKind::Http {
+                    path: target.clone(),
+                    expect: expect as u16,
+                    host: host.clone(),
+                }),
+                _ => None,
+            }
+        }
+    };
+    let interval = check_timeout(
+        &format!("{path}.interval"),
+        raw.interval.as_deref(),
+        Duration::from_secs(2),
+        errors,
+    );
+    let timeout = check_timeout(
+        &format!("{path}.timeout"),
+        raw.timeout.as_deref(),
+        Duration::from_secs(1),
+        errors,
+    );
+    let rise = check_range(&format!("{path}.rise"), raw.rise, 2, 1..=1000, errors);
+    let fall = check_range(&format!("{path}.fall"), raw.fall, 3, 1..=1000, errors);
+    Some(HealthCheck {
+        check: check?,
+        interval: interval?,
+        timeout: timeout?,
+        rise: rise? as u32,
+        fall: fall? as u32,
+    })
+}
+
+/// `passive: (consecutive_failures, eject_for)`; absent means off.
+fn check_passive(path: &str, raw: Option<&RawPassive>, errors: &mut Errors) -> Option<Passive> {
+    let Some(raw) = raw else {
+        return Some(Passive {
+            consecutive_failures: 0,
+            eject_for: DEFAULT_EJECT_FOR,
+        });
+    };
+    let failures = check_range(
+        &format!("{path}.consecutive_failures"),
+        raw.consecutive_failures,
+        u64::from(DEFAULT_CONSECUTIVE_FAILURES),
+        1..=1_000_000,
+        errors,
+    );
+    let eject_for = check_timeout(
+        &format!("{path}.eject_for"),
+        raw.eject_for.as_deref(),
+        DEFAULT_EJECT_FOR,
+        errors,
+    );
+    Some(Passive {
+        consecutive_failures: failures? as u32,
+        eject_for: eject_for?,
     })
 }
 

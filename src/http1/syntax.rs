@@ -428,7 +428,7 @@ pub(crate) fn is_valid_host(v: &[u8]) -> bool {
         && host
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-        && port.map_or(true, is_valid_port)
+        && port.is_none_or(is_valid_port)
 }
 
 /// `port = 1*5DIGIT` up to 65535 (an empty port is refused).

@@ -196,7 +196,7 @@ impl Balancer {
             self.current[i] = self.current[i].saturating_add(weight);
             // Strictly greater: the first of equal counters wins, which is what makes
             // equal weights cycle 0, 1, 2, ... in order.
-            if best.map_or(true, |b| self.current[i] > self.current[b]) {
+            if best.is_none_or(|b| self.current[i] > self.current[b]) {
                 best = Some(i);
             }
         }
@@ -257,7 +257,7 @@ impl Balancer {
             for i in 0..n {
                 if view.usable(i) {
                     let h = rendezvous_hash(key, i);
-                    if best.map_or(true, |(_, b)| h > b) {
+                    if best.is_none_or(|(_, b)| h > b) {
                         best = Some((i, h));
                     }
                 }
@@ -271,7 +271,7 @@ impl Balancer {
             if view.usable(i) {
                 let u = unit_interval(rendezvous_hash(key, i));
                 let cost = -u.ln() / f64::from(self.weights[i]);
-                if best.map_or(true, |(_, b)| cost < b) {
+                if best.is_none_or(|(_, b)| cost < b) {
                     best = Some((i, cost));
                 }
             }
