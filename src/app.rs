@@ -1,18 +1,15 @@
 //! Process lifecycle: load the config, bind every worker's sockets, start the workers and
 //! wait for them.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
+use crate::control::{bind_for_workers, Command, ControlHandle, ControlSpec, ReloadOutcome};
 use crate::lifecycle::Lifecycle;
 use crate::signals::{Signal, SignalSet};
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::worker::{self, Driver, WorkerSpec};
-
-/// Listen backlog per worker socket; the kernel caps it at `net.core.somaxconn`.
-const LISTEN_BACKLOG: i32 = 4096;
 
 /// Why `run` could not start or keep serving.
 #[derive(Debug)]
@@ -56,28 +53,55 @@ pub fn worker_count(config: &Config, overrides: &Overrides) -> usize {
         .max(1)
 }
 
-/// Load `path`, start the workers and serve until the process is stopped.
+/// Load `path`, start the workers and the control thread, and serve until stopped.
 pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
-    let config = Config::load(path).map_err(RunError::Config)?;
+    let mut config = Config::load(path).map_err(RunError::Config)?;
     let driver = Driver::from_env().map_err(RunError::Startup)?;
     let workers = worker_count(&config, overrides);
-    let mut config = config;
-    let sockets = bind_all(&mut config, workers)?;
+    let mut sockets = bind_all(&mut config, workers)?;
     let config = Arc::new(config);
     let shared = Arc::new(SharedSnapshot::new(Snapshot::initial(config.clone())));
     let lifecycle = Arc::new(Lifecycle::new());
-    // Block the stop and reload signals before any worker exists, so every thread
+    // Block the stop and reload signals before any thread exists, so every thread
     // inherits the mask and only this thread receives them, synchronously.
     let signals = SignalSet::block_lifecycle_signals()
         .map_err(|e| RunError::Startup(format!("cannot set up signal handling: {e}")))?;
 
+    let (passive, passive_rx, dropped) = crate::control::passive_channel();
+    let mut socket_senders = Vec::with_capacity(workers);
+    let mut socket_receivers = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        socket_senders.push(tx);
+        socket_receivers.push(rx);
+    }
+    let control = crate::control::spawn(
+        ControlSpec {
+            path: path.to_path_buf(),
+            shared: shared.clone(),
+            worker_sockets: socket_senders,
+            workers,
+        },
+        passive_rx,
+        dropped,
+    )
+    .map_err(|e| RunError::Startup(format!("cannot start the control thread: {e}")))?;
+
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut handles = Vec::with_capacity(workers);
-    for (index, listeners) in sockets.into_iter().enumerate() {
+    for (index, new_listeners) in socket_receivers.into_iter().enumerate() {
+        let listeners = sockets
+            .iter_mut()
+            .map(|(name, per_worker)| (name.clone(), per_worker.remove(0)))
+            .collect();
         let spec = WorkerSpec {
             index,
             core: (!cores.is_empty()).then(|| cores[index % cores.len()]),
             listeners,
+            new_listeners,
+            passive: passive.clone(),
+            ready: ready_tx.clone(),
             shared: shared.clone(),
             lifecycle: lifecycle.clone(),
             driver,
@@ -85,6 +109,15 @@ pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
         let handle = worker::spawn(spec)
             .map_err(|e| RunError::Startup(format!("cannot start worker {index}: {e}")))?;
         handles.push(handle);
+    }
+    // Ready means every worker accepts: wait for each to say so (or to have failed).
+    let mut started = 0;
+    while started < workers {
+        match ready_rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(_) => started += 1,
+            Err(_) if handles.iter().any(|h| h.is_finished()) => break,
+            Err(_) => {}
+        }
     }
     let binds: Vec<String> = config
         .listeners
@@ -96,7 +129,8 @@ pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
         env!("CARGO_PKG_VERSION"),
         binds.join(" ")
     ));
-    supervise(&signals, &lifecycle, &config, &handles);
+    crate::sdnotify::notify("READY=1");
+    supervise(&signals, &lifecycle, &config, &control, &handles);
     for (index, handle) in handles.into_iter().enumerate() {
         match handle.join() {
             Ok(Ok(())) => {}
@@ -107,14 +141,18 @@ pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
     Ok(())
 }
 
+/// How long a reload may take before the supervisor stops waiting for its outcome.
+const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Wait for signals until every worker has finished.
 ///
 /// SIGTERM starts a graceful stop (workers stop accepting and finish in-flight work for
-/// up to `shutdown_grace`); SIGINT or a second SIGTERM stops at once.
+/// up to `shutdown_grace`); SIGINT or a second SIGTERM stops at once; SIGHUP reloads.
 fn supervise(
     signals: &SignalSet,
     lifecycle: &Lifecycle,
     config: &Config,
+    control: &ControlHandle,
     workers: &[std::thread::JoinHandle<std::io::Result<()>>],
 ) {
     while !workers.iter().all(|w| w.is_finished()) {
@@ -124,16 +162,17 @@ fn supervise(
                     "SIGTERM: draining for up to {:?}; no new connections are accepted",
                     config.shutdown_grace
                 ));
+                crate::sdnotify::notify("STOPPING=1");
                 lifecycle.start_draining(std::time::Instant::now(), config.shutdown_grace);
             }
             Some(Signal::Terminate) | Some(Signal::Interrupt) => {
                 crate::log::info(format_args!("stopping now"));
+                crate::sdnotify::notify("STOPPING=1");
                 std::process::exit(0);
             }
             Some(Signal::Hangup) => {
-                crate::log::warn(format_args!(
-                    "SIGHUP: live reload is not implemented yet; ignored"
-                ));
+                crate::log::info(format_args!("SIGHUP: reloading the config"));
+                let _ = reload(control);
             }
             None => {}
         }
@@ -141,6 +180,19 @@ fn supervise(
     if lifecycle.is_draining() {
         crate::log::info(format_args!("drained; exiting"));
     }
+}
+
+/// Ask the control thread to reload and wait for the outcome, telling systemd around it.
+pub fn reload(control: &ControlHandle) -> Option<ReloadOutcome> {
+    crate::sdnotify::notify("RELOADING=1");
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let outcome = control
+        .commands
+        .send(Command::Reload(tx))
+        .ok()
+        .and_then(|()| rx.recv_timeout(RELOAD_WAIT).ok());
+    crate::sdnotify::notify("READY=1");
+    outcome
 }
 
 /// How long the supervisor sleeps in `sigtimedwait` before checking the workers again.
@@ -153,27 +205,12 @@ const SUPERVISE_TICK: std::time::Duration = std::time::Duration::from_millis(100
 fn bind_all(
     config: &mut Config,
     workers: usize,
-) -> Result<Vec<Vec<std::net::TcpListener>>, RunError> {
-    let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..workers)
-        .map(|_| Vec::with_capacity(config.listeners.len()))
-        .collect();
+) -> Result<Vec<(String, Vec<std::net::TcpListener>)>, RunError> {
+    let mut all = Vec::with_capacity(config.listeners.len());
     for listener in &mut config.listeners {
-        let mut addr: SocketAddr = listener.bind;
-        for sockets in per_worker.iter_mut() {
-            let socket = crate::sys::reuseport_tcp_listener(addr, LISTEN_BACKLOG).map_err(|e| {
-                RunError::Startup(format!(
-                    "listener {}: cannot bind {addr}: {e}",
-                    listener.name
-                ))
-            })?;
-            if addr.port() == 0 {
-                addr = socket
-                    .local_addr()
-                    .map_err(|e| RunError::Startup(format!("listener {}: {e}", listener.name)))?;
-            }
-            sockets.push(socket);
-        }
+        let (addr, sockets) = bind_for_workers(listener, workers).map_err(RunError::Startup)?;
         listener.bind = addr;
+        all.push((listener.name.clone(), sockets));
     }
-    Ok(per_worker)
+    Ok(all)
 }

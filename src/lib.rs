@@ -7,11 +7,13 @@
 
 pub mod app;
 pub mod config;
+pub mod control;
 pub mod health;
 pub mod http1;
 pub mod lb;
 pub mod lifecycle;
 pub mod log;
+pub mod sdnotify;
 pub mod signals;
 pub mod snapshot;
 pub mod sys;

@@ -12,20 +12,32 @@ use arc_swap::ArcSwap;
 
 use crate::config::Config;
 
-/// Whether the balancer may send new traffic to a backend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendState {
-    /// Healthy: receives new connections.
-    Usable,
-    /// Failed its checks or was ejected: receives nothing new.
-    Down,
+/// Per-pool state in a snapshot, indexed like `Config::pools[i].backends`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolState {
+    /// Whether each backend may receive new connections (health, ejection, drain,
+    /// backup and panic mode already folded in by the control thread).
+    pub usable: Box<[bool]>,
+    /// Effective weight of each backend (slow start ramps it up after recovery).
+    pub weights: Box<[u32]>,
+    /// True when too few backends are healthy and health is being ignored.
+    pub panic: bool,
 }
 
-/// Per-pool state in a snapshot, indexed like `Config::pools[i].backends`.
-#[derive(Clone, Debug)]
-pub struct PoolState {
-    /// State of each backend, same order as the config's backends.
-    pub backends: Box<[BackendState]>,
+impl PoolState {
+    /// Every primary backend usable at its configured weight; backups idle.
+    pub fn all_usable(pool: &crate::config::Pool) -> PoolState {
+        let any_primary = pool.backends.iter().any(|b| !b.backup);
+        PoolState {
+            usable: pool
+                .backends
+                .iter()
+                .map(|b| !b.backup || !any_primary)
+                .collect(),
+            weights: pool.backends.iter().map(|b| b.weight).collect(),
+            panic: false,
+        }
+    }
 }
 
 /// One immutable, published view of the world.
@@ -33,6 +45,9 @@ pub struct PoolState {
 pub struct Snapshot {
     /// Increases by one with every publication; workers compare it to notice changes.
     pub generation: u64,
+    /// Increases only when a new config is loaded; passive events carry it so the
+    /// control thread can ignore events about indices of an older config.
+    pub config_generation: u64,
     /// The validated configuration in force.
     pub config: Arc<Config>,
     /// Backend states, indexed like `config.pools`.
@@ -40,20 +55,20 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The first snapshot for a config: every backend usable until a check says otherwise.
+    /// The first snapshot for a config: every primary usable until a check says otherwise.
     pub fn initial(config: Arc<Config>) -> Snapshot {
-        let pools = config
-            .pools
-            .iter()
-            .map(|p| PoolState {
-                backends: vec![BackendState::Usable; p.backends.len()].into_boxed_slice(),
-            })
-            .collect();
+        let pools = config.pools.iter().map(PoolState::all_usable).collect();
         Snapshot {
             generation: 1,
+            config_generation: 1,
             config,
             pools,
         }
+    }
+
+    /// Index of the listener called `name` in this snapshot's config.
+    pub fn listener_index(&self, name: &str) -> Option<usize> {
+        self.config.listeners.iter().position(|l| l.name == name)
     }
 }
 

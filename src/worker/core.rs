@@ -8,8 +8,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::control::{PassiveEvent, PassiveSender};
+use crate::health::Passive;
 use crate::lb::{BackendView, Balancer};
-use crate::snapshot::{BackendState, PoolState, SharedSnapshot, Snapshot};
+use crate::snapshot::{PoolState, SharedSnapshot, Snapshot};
 use crate::sys::Pipe;
 
 /// Idle pipes kept per core; beyond this a finished connection's pipes are closed.
@@ -22,6 +24,7 @@ pub struct Core(Rc<CoreInner>);
 struct CoreInner {
     index: usize,
     shared: Arc<SharedSnapshot>,
+    passive: PassiveSender,
     view: RefCell<Rc<CoreView>>,
     pipes: RefCell<Vec<Pipe>>,
     /// Client connections open on this core, for draining.
@@ -36,39 +39,99 @@ pub struct CoreView {
     pub pools: Box<[PoolRuntime]>,
 }
 
-/// One pool's balancer and this core's active-connection count per backend.
+/// One pool's balancer and this core's per-backend bookkeeping.
 pub struct PoolRuntime {
     /// Selection state (round-robin position, RNG) for this core.
     pub balancer: RefCell<Balancer>,
     /// Connections this core has open to each backend (LeastConnections, PowerOfTwo).
-    pub active: Box<[Cell<u32>]>,
+    /// Shared with the previous view when the pool's backends did not change, so a
+    /// reload or health change does not forget connections in flight.
+    pub active: Rc<[Cell<u32>]>,
+    /// Whether this core last saw a failure on each backend; a success is reported to
+    /// the control thread only after a failure, so healthy traffic sends no messages.
+    pub failing: Rc<[Cell<bool>]>,
+    /// The weights the balancer was built with, to know when it must be rebuilt.
+    weights: Box<[u32]>,
 }
 
 impl CoreView {
-    fn build(snapshot: Arc<Snapshot>, seed: u64) -> CoreView {
+    /// Build this core's objects for `snapshot`, reusing what `previous` had for pools
+    /// whose backends are unchanged: balancer state (when weights are equal too) and
+    /// the connection counters.
+    fn build(snapshot: Arc<Snapshot>, previous: Option<&CoreView>, seed: u64) -> CoreView {
         let pools = snapshot
             .config
             .pools
             .iter()
-            .map(|pool| {
-                let weights: Vec<u32> = pool.backends.iter().map(|b| b.weight).collect();
-                PoolRuntime {
-                    balancer: RefCell::new(Balancer::new(pool.balance, &weights, seed)),
-                    active: pool.backends.iter().map(|_| Cell::new(0)).collect(),
+            .zip(snapshot.pools.iter())
+            .map(|(pool, state)| {
+                let same = previous.and_then(|prev| {
+                    let i = prev
+                        .snapshot
+                        .config
+                        .pools
+                        .iter()
+                        .position(|p| p.name == pool.name)?;
+                    let old = &prev.snapshot.config.pools[i];
+                    let unchanged = old.balance == pool.balance
+                        && old.backends.len() == pool.backends.len()
+                        && old
+                            .backends
+                            .iter()
+                            .zip(&pool.backends)
+                            .all(|(a, b)| a.addr == b.addr);
+                    unchanged.then(|| &prev.pools[i])
+                });
+                match same {
+                    Some(old) => PoolRuntime {
+                        balancer: RefCell::new(if old.weights == state.weights {
+                            old.balancer.borrow().clone()
+                        } else {
+                            Balancer::new(pool.balance, &state.weights, seed)
+                        }),
+                        active: old.active.clone(),
+                        failing: old.failing.clone(),
+                        weights: state.weights.clone(),
+                    },
+                    None => PoolRuntime {
+                        balancer: RefCell::new(Balancer::new(pool.balance, &state.weights, seed)),
+                        active: pool.backends.iter().map(|_| Cell::new(0)).collect(),
+                        failing: pool.backends.iter().map(|_| Cell::new(false)).collect(),
+                        weights: state.weights.clone(),
+                    },
                 }
             })
             .collect();
         CoreView { snapshot, pools }
     }
+
+    /// Tell the control thread what a connection attempt to `backend` of `pool` showed.
+    fn report(&self, passive: &PassiveSender, pool: usize, backend: usize, event: Passive) {
+        let failing = &self.pools[pool].failing[backend];
+        let failed = event.is_failure();
+        // Successes matter only to end a run of failures; skipping the rest keeps the
+        // channel (shared by all cores) off the path of healthy traffic.
+        if !failed && !failing.get() {
+            return;
+        }
+        failing.set(failed);
+        passive.send(PassiveEvent {
+            config_generation: self.snapshot.config_generation,
+            pool: pool as u32,
+            backend: backend as u32,
+            event,
+        });
+    }
 }
 
 impl Core {
     /// Build the core-local state from the currently published snapshot.
-    pub fn new(index: usize, shared: Arc<SharedSnapshot>) -> Core {
-        let view = CoreView::build(shared.load(), index as u64 + 1);
+    pub fn new(index: usize, shared: Arc<SharedSnapshot>, passive: PassiveSender) -> Core {
+        let view = CoreView::build(shared.load(), None, index as u64 + 1);
         Core(Rc::new(CoreInner {
             index,
             shared,
+            passive,
             view: RefCell::new(Rc::new(view)),
             pipes: RefCell::new(Vec::new()),
             open: Cell::new(0),
@@ -86,10 +149,18 @@ impl Core {
     pub fn view(&self) -> Rc<CoreView> {
         let seen = self.0.view.borrow().snapshot.generation;
         if let Some(next) = self.0.shared.load_if_changed(seen) {
-            let rebuilt = Rc::new(CoreView::build(next, self.0.index as u64 + 1));
-            *self.0.view.borrow_mut() = rebuilt;
+            let rebuilt = {
+                let previous = self.0.view.borrow();
+                CoreView::build(next, Some(&previous), self.0.index as u64 + 1)
+            };
+            *self.0.view.borrow_mut() = Rc::new(rebuilt);
         }
         self.0.view.borrow().clone()
+    }
+
+    /// Report a passive health observation about `backend` of `pool` in `view`.
+    pub fn report(&self, view: &CoreView, pool: usize, backend: usize, event: Passive) {
+        view.report(&self.0.passive, pool, backend, event);
     }
 
     /// Client connections currently open on this core.
@@ -144,11 +215,11 @@ pub struct AttemptView<'a> {
 
 impl BackendView for AttemptView<'_> {
     fn len(&self) -> usize {
-        self.state.backends.len()
+        self.state.usable.len()
     }
 
     fn usable(&self, i: usize) -> bool {
-        self.state.backends[i] == BackendState::Usable && !self.tried.contains(i)
+        self.state.usable[i] && !self.tried.contains(i)
     }
 
     fn load(&self, i: usize) -> u32 {

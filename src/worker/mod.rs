@@ -19,8 +19,10 @@ pub use self::core::Core;
 pub use self::relay::RelayOutcome;
 
 use crate::config::Protocol;
+use crate::control::{ListenerSockets, PassiveSender};
 use crate::lifecycle::{Lifecycle, POLL_INTERVAL};
 use crate::snapshot::SharedSnapshot;
+use crossbeam_channel::Receiver;
 
 /// Which io driver a worker runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,8 +59,14 @@ pub struct WorkerSpec {
     pub index: usize,
     /// The CPU core to pin to, if pinning is possible.
     pub core: Option<core_affinity::CoreId>,
-    /// This worker's own `SO_REUSEPORT` sockets, indexed like `config.listeners`.
-    pub listeners: Vec<StdTcpListener>,
+    /// This worker's own `SO_REUSEPORT` sockets, by listener name.
+    pub listeners: Vec<(String, StdTcpListener)>,
+    /// Sockets of listeners added by a reload.
+    pub new_listeners: Receiver<ListenerSockets>,
+    /// Where passive health events go.
+    pub passive: PassiveSender,
+    /// Told this worker's index once its listeners are registered with its runtime.
+    pub ready: crossbeam_channel::Sender<usize>,
     /// The publication point of the control thread.
     pub shared: Arc<SharedSnapshot>,
     /// Stop/drain flags set by the supervisor.
@@ -140,47 +148,82 @@ fn run_legacy(spec: WorkerSpec) -> io::Result<()> {
     Ok(())
 }
 
-/// The worker's main task: accept on every listener until a graceful stop begins, then
-/// let in-flight connections finish until the grace deadline.
-async fn serve(spec: WorkerSpec) {
-    let core = Core::new(spec.index, spec.shared);
-    let snapshot = core.view().snapshot.clone();
-    let mut accept_loops = Vec::with_capacity(spec.listeners.len());
-    for (index, std_listener) in spec.listeners.into_iter().enumerate() {
-        let listener = match monoio::net::TcpListener::from_std(std_listener) {
-            Ok(l) => l,
-            Err(e) => {
-                crate::log::error(format_args!(
-                    "worker {}: cannot register listener {}: {e}",
-                    core.index(),
-                    snapshot.config.listeners[index].name
-                ));
-                continue;
-            }
-        };
-        match snapshot.config.listeners[index].protocol {
-            Protocol::Tcp { .. } => {
-                accept_loops.push(Box::pin(tcp::accept_loop(core.clone(), index, listener)));
-            }
-        }
-    }
-    // The accept loops live inside this future (not spawned), so when draining begins
-    // dropping them closes this worker's listening sockets at once.
-    let accepting = std::future::poll_fn(|cx| {
-        for accept in accept_loops.iter_mut() {
-            // Accept loops never finish on their own.
-            let _ = accept.as_mut().poll(cx);
-        }
-        std::task::Poll::<()>::Pending
-    });
-    let lifecycle = spec.lifecycle;
-    let drain_started = async {
-        while !lifecycle.is_draining() {
-            monoio::time::sleep(POLL_INTERVAL).await;
+/// One running accept loop, known by the listener it serves.
+struct AcceptLoop {
+    name: String,
+    bind: std::net::SocketAddr,
+    task: std::pin::Pin<Box<dyn Future<Output = ()>>>,
+}
+
+/// Start an accept loop for `socket` if the current view has a listener called `name`.
+fn start_accept(core: &Core, name: String, socket: StdTcpListener) -> Option<AcceptLoop> {
+    let bind = socket.local_addr().ok()?;
+    let view = core.view();
+    let index = view.snapshot.listener_index(&name)?;
+    let listener = match monoio::net::TcpListener::from_std(socket) {
+        Ok(l) => l,
+        Err(e) => {
+            crate::log::error(format_args!(
+                "worker {}: cannot register listener {name}: {e}",
+                core.index()
+            ));
+            return None;
         }
     };
-    relay::first_of(accepting, drain_started).await;
-    drop(accept_loops);
+    let task: std::pin::Pin<Box<dyn Future<Output = ()>>> =
+        match view.snapshot.config.listeners[index].protocol {
+            Protocol::Tcp { .. } => Box::pin(tcp::accept_loop(
+                core.clone(),
+                std::rc::Rc::from(name.as_str()),
+                listener,
+            )),
+        };
+    Some(AcceptLoop { name, bind, task })
+}
+
+/// The worker's main task: accept on every listener until a graceful stop begins, then
+/// let in-flight connections finish until the grace deadline. On each tick it also picks
+/// up listeners added by a reload and closes the ones a reload removed.
+async fn serve(spec: WorkerSpec) {
+    let core = Core::new(spec.index, spec.shared, spec.passive);
+    let mut loops: Vec<AcceptLoop> = spec
+        .listeners
+        .into_iter()
+        .filter_map(|(name, socket)| start_accept(&core, name, socket))
+        .collect();
+    // The supervisor waits for every worker before it announces readiness.
+    let _ = spec.ready.send(core.index());
+    let lifecycle = spec.lifecycle;
+    let new_listeners = spec.new_listeners;
+    let mut tick = Box::pin(monoio::time::sleep(POLL_INTERVAL));
+    // The accept loops live inside this future (not spawned), so dropping one closes
+    // its socket at once: that is how a removed listener or a drain stops accepting.
+    std::future::poll_fn(|cx| {
+        while tick.as_mut().poll(cx).is_ready() {
+            if lifecycle.is_draining() {
+                return std::task::Poll::Ready(());
+            }
+            let view = core.view();
+            for added in new_listeners.try_iter() {
+                loops.extend(start_accept(&core, added.name, added.socket));
+            }
+            loops.retain(|l| {
+                view.snapshot
+                    .config
+                    .listeners
+                    .iter()
+                    .any(|c| c.name == l.name && c.bind == l.bind)
+            });
+            tick = Box::pin(monoio::time::sleep(POLL_INTERVAL));
+        }
+        for accept in loops.iter_mut() {
+            // Accept loops never finish on their own.
+            let _ = accept.task.as_mut().poll(cx);
+        }
+        std::task::Poll::Pending
+    })
+    .await;
+    drop(loops);
     // Drain: wait for this core's connections to finish, or for the grace deadline.
     let deadline = lifecycle
         .grace_deadline()

@@ -192,20 +192,6 @@ where
     .await
 }
 
-/// Run two futures until the first one finishes; the other is dropped.
-pub async fn first_of<A: Future<Output = ()>, B: Future<Output = ()>>(a: A, b: B) {
-    let mut a = pin!(a);
-    let mut b = pin!(b);
-    std::future::poll_fn(|cx| {
-        if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await
-}
-
 /// Run `relay` until it ends or until `activity` is older than `idle`.
 ///
 /// The timer is re-armed to the last activity instead of on every byte, so a busy

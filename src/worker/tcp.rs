@@ -11,6 +11,7 @@ use monoio::net::{TcpListener, TcpStream};
 use super::core::{ActiveGuard, AttemptView, Core, CoreView, Tried};
 use super::relay::{self, RelayOutcome};
 use crate::config::{Protocol, RelayMode};
+use crate::health::Passive;
 use crate::lb::hash_ip;
 
 /// How long to back off when `accept` fails for lack of resources (EMFILE, ENOBUFS),
@@ -18,11 +19,11 @@ use crate::lb::hash_ip;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
 /// Accept connections on one listener forever, one task per connection.
-pub async fn accept_loop(core: Core, listener_index: usize, listener: TcpListener) {
+pub async fn accept_loop(core: Core, name: Rc<str>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                monoio::spawn(serve_connection(core.clone(), listener_index, stream, peer));
+                monoio::spawn(serve_connection(core.clone(), name.clone(), stream, peer));
             }
             Err(e) => {
                 crate::log::warn(format_args!("worker {}: accept failed: {e}", core.index()));
@@ -34,9 +35,14 @@ pub async fn accept_loop(core: Core, listener_index: usize, listener: TcpListene
 
 /// Serve one client connection from connect to close. Every failure ends in closing the
 /// client; none of them may panic or stall the worker.
-async fn serve_connection(core: Core, listener_index: usize, client: TcpStream, peer: SocketAddr) {
+async fn serve_connection(core: Core, name: Rc<str>, client: TcpStream, peer: SocketAddr) {
     let _open = core.connection_opened();
     let view = core.view();
+    // Looked up by name: a reload may have reordered, changed or removed the listener
+    // since this connection was accepted.
+    let Some(listener_index) = view.snapshot.listener_index(&name) else {
+        return;
+    };
     let listener = &view.snapshot.config.listeners[listener_index];
     let (pool, mode) = match listener.protocol {
         Protocol::Tcp { pool, relay } => (pool, relay),
@@ -45,7 +51,8 @@ async fn serve_connection(core: Core, listener_index: usize, client: TcpStream, 
     // Small writes (handshakes, RPCs) must not wait for Nagle's delayed-ACK dance.
     let _ = client.set_nodelay(true);
 
-    let Some((backend, _guard)) = connect_upstream(&view, pool, peer, timeouts.connect).await
+    let Some((backend, _guard)) =
+        connect_upstream(&core, &view, pool, peer, timeouts.connect).await
     else {
         crate::log::debug(format_args!(
             "listener {}: no backend of pool {} answered for {peer}; closing",
@@ -91,6 +98,7 @@ fn prepare_splice(client: &TcpStream, backend: &TcpStream) -> io::Result<()> {
 /// Pick a backend and connect, trying each usable backend at most once. Returns the
 /// connection and a guard that counts it against the backend while it lives.
 async fn connect_upstream(
+    core: &Core,
     view: &Rc<CoreView>,
     pool: usize,
     peer: SocketAddr,
@@ -113,11 +121,20 @@ async fn connect_upstream(
         // see it while the handshake is in flight (least-connections fairness).
         let guard = ActiveGuard::new(view.clone(), pool, index);
         match monoio::time::timeout(connect_timeout, TcpStream::connect_addr(addr)).await {
-            Ok(Ok(stream)) => return Some((stream, guard)),
-            Ok(Err(e)) => crate::log::debug(format_args!("upstream {addr}: connect failed: {e}")),
-            Err(_) => crate::log::debug(format_args!(
-                "upstream {addr}: connect timed out after {connect_timeout:?}"
-            )),
+            Ok(Ok(stream)) => {
+                core.report(view, pool, index, Passive::Success);
+                return Some((stream, guard));
+            }
+            Ok(Err(e)) => {
+                core.report(view, pool, index, Passive::ConnectFailure);
+                crate::log::debug(format_args!("upstream {addr}: connect failed: {e}"));
+            }
+            Err(_) => {
+                core.report(view, pool, index, Passive::Timeout);
+                crate::log::debug(format_args!(
+                    "upstream {addr}: connect timed out after {connect_timeout:?}"
+                ));
+            }
         }
     }
 }

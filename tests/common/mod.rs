@@ -42,6 +42,8 @@ pub fn ringway_bin() -> &'static str {
 /// A running `ringway run` process.
 pub struct Proxy {
     child: Child,
+    /// The config file the proxy was started with (tests rewrite it to test reloads).
+    pub config_path: PathBuf,
     /// Listener name -> actual bound address, from the ready line.
     pub listeners: Vec<(String, SocketAddr)>,
     /// Lines the proxy wrote to stderr after the ready line (collected in the background).
@@ -92,6 +94,7 @@ impl Proxy {
                             let listeners = parse_listeners(&line[pos + "listeners: ".len()..]);
                             return Proxy {
                                 child,
+                                config_path: path,
                                 listeners,
                                 log: rx,
                             };
@@ -200,6 +203,14 @@ pub enum Behaviour {
     ReplyAfterEof { extra: usize },
     /// Send this backend's id (one byte) and close.
     SayId(u8),
+    /// An HTTP health endpoint plus traffic: a connection whose first line starts with
+    /// `GET /healthz` gets 200 (or 503 while the `sick` flag is set); any other connection
+    /// is traffic: it gets the id byte and is counted in `traffic`.
+    Checked {
+        id: u8,
+        sick: &'static AtomicBool,
+        traffic: &'static AtomicUsize,
+    },
     /// Read one line, answer `"first\n"`, wait `delay`, answer `"second\n"`, close: a
     /// response that is in flight for `delay`.
     SlowReply { delay: Duration },
@@ -284,6 +295,26 @@ fn serve(mut conn: TcpStream, behaviour: Behaviour) {
         }
         Behaviour::SayId(id) => {
             let _ = conn.write_all(&[id]);
+        }
+        Behaviour::Checked { id, sick, traffic } => {
+            let mut first = [0u8; 12];
+            if conn.read_exact(&mut first).is_err() {
+                return;
+            }
+            if &first == b"GET /healthz" {
+                let status = if sick.load(Ordering::SeqCst) {
+                    "503 Service Unavailable"
+                } else {
+                    "200 OK"
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            } else {
+                traffic.fetch_add(1, Ordering::SeqCst);
+                let _ = conn.write_all(&[id]);
+            }
         }
         Behaviour::SlowReply { delay } => {
             let mut line = Vec::new();
