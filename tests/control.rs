@@ -248,3 +248,36 @@ fn systemd_is_told_ready_reloading_and_stopping() {
     assert_eq!(next(), "STOPPING=1");
     assert_eq!(proxy.wait_exit(Duration::from_secs(10)), Some(0));
 }
+
+/// A backend dies in the middle of a run: every one of 2000 round trips still succeeds,
+/// because a refused connect moves on to the next backend and the dead one is ejected.
+#[test]
+fn two_thousand_round_trips_succeed_while_a_backend_dies() {
+    let a = Backend::start(Behaviour::Echo);
+    let b = Backend::start(Behaviour::Echo);
+    let config = format!(
+        "(workers: 2, listeners: [(name: \"l4\", bind: \"127.0.0.1:0\", protocol: Tcp(pool: \"p\"))],
+          pools: [(name: \"p\", balance: LeastConnections, backends: [(addr: \"{}\"), (addr: \"{}\")],
+                   health: (check: Tcp, interval: \"100ms\", timeout: \"100ms\", rise: 2, fall: 2),
+                   passive: (consecutive_failures: 3, eject_for: \"10s\"))])",
+        a.addr, b.addr
+    );
+    let proxy = Proxy::start(&config, &[]);
+    let addr = proxy.addr("l4");
+    let mut b = Some(b);
+    let mut ok = 0;
+    for i in 0..2000 {
+        if i == 500 {
+            drop(b.take()); // the backend goes away mid-run
+        }
+        let mut s = connect(addr);
+        round_trip(&mut s, i);
+        ok += 1;
+    }
+    assert_eq!(ok, 2000);
+    assert!(
+        a.accepts() >= 1500,
+        "the survivor carried the rest: {}",
+        a.accepts()
+    );
+}
