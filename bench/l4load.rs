@@ -14,6 +14,8 @@
 //!       N connections each do round trips (write `size` bytes, read `size` bytes back from an
 //!       echo backend) for S seconds; every round trip's latency is recorded and sorted.
 //!       -> `rr conns=16 secs=5 size=64 trips=617280 rps=123456 p50_us=80.1 p99_us=210.4 ...`
+//!       (conn_trips_min/max: round trips of the least and most served connection, a
+//!       fairness check: a proxy that starves some connections shows a wide gap)
 //!
 //! MB = 10^6 bytes. Every client is bounded: `--timeout SECS` (default 120) caps any single
 //! socket read or write and the whole run; on error or timeout the tool prints the reason on
@@ -134,7 +136,7 @@ fn resolve(addr: &str) -> SocketAddr {
         .unwrap_or_else(|| die(format!("bad address {addr:?}")))
 }
 
-pub fn main() {
+fn main() {
     let argv: Vec<String> = std::env::args().collect();
     let cmd = argv.get(1).map(String::as_str).unwrap_or_else(|| usage());
     let args = Args::parse(&argv[2..]);
@@ -251,6 +253,16 @@ fn connect(to: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
     Ok(s)
 }
 
+/// An I/O error for the report; a socket timeout shows as EAGAIN, so name it.
+fn why(e: std::io::Error, timeout: Duration) -> String {
+    match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+            format!("no progress for {:.0}s (timeout)", timeout.as_secs_f64())
+        }
+        _ => e.to_string(),
+    }
+}
+
 /// Kills the process if the run outlives its deadline (a hung proxy must not hang the bench).
 fn watchdog(what: &'static str, limit: Duration) {
     thread::spawn(move || {
@@ -281,8 +293,9 @@ fn stream(to: SocketAddr, conns: usize, total: u64, timeout: Duration) {
                 let n = left.min(chunk.len() as u64) as usize;
                 s.write_all(&chunk[..n]).map_err(|e| {
                     format!(
-                        "conn {i}: write ({} of {mine} bytes sent): {e}",
-                        mine - left
+                        "conn {i}: write ({} of {mine} bytes sent): {}",
+                        mine - left,
+                        why(e, timeout)
                     )
                 })?;
                 left -= n as u64;
@@ -298,7 +311,9 @@ fn stream(to: SocketAddr, conns: usize, total: u64, timeout: Duration) {
                     Ok(n) => got += n as u64,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
-                    Err(e) => return Err(format!("conn {i}: waiting for close: {e}")),
+                    Err(e) => {
+                        return Err(format!("conn {i}: waiting for close: {}", why(e, timeout)))
+                    }
                 }
             }
             Ok((Instant::now(), got))
@@ -357,9 +372,9 @@ fn rr(to: SocketAddr, conns: usize, secs: f64, size: usize, timeout: Duration) {
                     break;
                 }
                 s.write_all(&req)
-                    .map_err(|e| format!("conn {i}: write: {e}"))?;
+                    .map_err(|e| format!("conn {i}: write: {}", why(e, timeout)))?;
                 s.read_exact(&mut resp)
-                    .map_err(|e| format!("conn {i}: read: {e}"))?;
+                    .map_err(|e| format!("conn {i}: read: {}", why(e, timeout)))?;
                 let ns = t.elapsed().as_nanos().min(u32::MAX as u128) as u32;
                 if samples.is_empty() && resp != req {
                     return Err(format!("conn {i}: echo returned different bytes"));
@@ -375,9 +390,14 @@ fn rr(to: SocketAddr, conns: usize, secs: f64, size: usize, timeout: Duration) {
     deadline.set(t0 + run).unwrap();
     go.wait();
     let mut all: Vec<u32> = Vec::new();
+    let (mut conn_min, mut conn_max) = (usize::MAX, 0usize);
     for h in handles {
         match h.join() {
-            Ok(Ok(s)) => all.extend(s),
+            Ok(Ok(s)) => {
+                conn_min = conn_min.min(s.len());
+                conn_max = conn_max.max(s.len());
+                all.extend(s)
+            }
             Ok(Err(e)) => die(e),
             Err(_) => die("connection thread panicked"),
         }
@@ -393,7 +413,7 @@ fn rr(to: SocketAddr, conns: usize, secs: f64, size: usize, timeout: Duration) {
     };
     let mean = all.iter().map(|&x| x as f64).sum::<f64>() / all.len() as f64 / 1000.0;
     println!(
-        "rr conns={conns} secs={secs} size={size} trips={} rps={:.0} mean_us={mean:.1} p50_us={:.1} p90_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1}",
+        "rr conns={conns} secs={secs} size={size} trips={} rps={:.0} mean_us={mean:.1} p50_us={:.1} p90_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1} conn_trips_min={conn_min} conn_trips_max={conn_max}",
         all.len(),
         all.len() as f64 / elapsed,
         pct(0.50),
