@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError};
 use crate::control::{bind_for_workers, Command, ControlHandle, ControlSpec, ReloadOutcome};
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Registry;
 use crate::signals::{Signal, SignalSet};
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::worker::{self, Driver, WorkerSpec};
@@ -68,6 +69,21 @@ pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
         .map_err(|e| RunError::Startup(format!("cannot set up signal handling: {e}")))?;
 
     let (passive, passive_rx, dropped) = crate::control::passive_channel();
+    let registry = Arc::new(Registry::new());
+    let (histograms_tx, histograms_rx) = crossbeam_channel::unbounded();
+    let admin = match config.admin {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| RunError::Startup(format!("admin: cannot bind {addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    if let Some(admin) = &admin {
+        if let Ok(addr) = admin.local_addr() {
+            crate::log::info(format_args!("admin listening on {addr}"));
+        }
+    }
     let mut socket_senders = Vec::with_capacity(workers);
     let mut socket_receivers = Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -81,6 +97,10 @@ pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
             shared: shared.clone(),
             worker_sockets: socket_senders,
             workers,
+            registry: registry.clone(),
+            histograms: histograms_rx,
+            lifecycle: lifecycle.clone(),
+            admin,
         },
         passive_rx,
         dropped,
@@ -102,6 +122,8 @@ pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
             new_listeners,
             passive: passive.clone(),
             ready: ready_tx.clone(),
+            registry: registry.clone(),
+            histograms: histograms_tx.clone(),
             shared: shared.clone(),
             lifecycle: lifecycle.clone(),
             driver,

@@ -5,6 +5,7 @@
 //! IO shell (`worker`, `app`) that only moves bytes and asks the core what to do. The
 //! binary, the integration tests, `fuzz/` and `bench/` all link this library.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod control;
@@ -13,6 +14,7 @@ pub mod http1;
 pub mod lb;
 pub mod lifecycle;
 pub mod log;
+pub mod metrics;
 pub mod sdnotify;
 pub mod signals;
 pub mod snapshot;

@@ -6,6 +6,7 @@
 //! code with timeouts; commands and passive events arrive over crossbeam channels that
 //! it drains on a short tick, because a worker must never block on this thread.
 
+mod admin_server;
 mod probe;
 mod reload;
 
@@ -20,6 +21,8 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::config::{Config, Pool};
 use crate::health::{BackendSpec, HealthSettings, Passive, PoolHealth, Probe, ProbeScheduler};
+use crate::lifecycle::Lifecycle;
+use crate::metrics::{HistogramBatch, Registry};
 use crate::snapshot::{PoolState, SharedSnapshot, Snapshot};
 
 pub use reload::{bind_for_workers, ListenerSockets, ReloadOutcome};
@@ -97,6 +100,14 @@ pub struct ControlSpec {
     pub worker_sockets: Vec<Sender<ListenerSockets>>,
     /// Worker count (sockets are bound once per worker).
     pub workers: usize,
+    /// Where workers registered their counters; rendered by the admin endpoint.
+    pub registry: Arc<Registry>,
+    /// Histogram batches from the workers.
+    pub histograms: Receiver<HistogramBatch>,
+    /// Drain state, for `/ready`.
+    pub lifecycle: Arc<Lifecycle>,
+    /// The admin listener, already bound, if configured.
+    pub admin: Option<std::net::TcpListener>,
 }
 
 /// Create the passive-event channel: the sender for workers, the receiver for control.
@@ -120,6 +131,7 @@ pub fn spawn(
     dropped: Arc<AtomicU64>,
 ) -> std::io::Result<ControlHandle> {
     let (commands, command_rx) = crossbeam_channel::unbounded();
+    let dropped_for_run = dropped.clone();
     let handle = ControlHandle {
         commands,
         dropped_events: dropped,
@@ -131,7 +143,7 @@ pub fn spawn(
                 .enable_timer()
                 .build();
             match runtime {
-                Ok(mut rt) => rt.block_on(run(spec, events, command_rx)),
+                Ok(mut rt) => rt.block_on(run(spec, events, command_rx, dropped_for_run)),
                 Err(e) => crate::log::error(format_args!("control thread cannot start: {e}")),
             }
         })?;
@@ -232,7 +244,12 @@ impl State {
     }
 }
 
-async fn run(spec: ControlSpec, events: Receiver<PassiveEvent>, commands: Receiver<Command>) {
+async fn run(
+    spec: ControlSpec,
+    events: Receiver<PassiveEvent>,
+    commands: Receiver<Command>,
+    dropped: Arc<AtomicU64>,
+) {
     let first = spec.shared.load();
     let now = Instant::now();
     let state = Rc::new(RefCell::new(State {
@@ -250,10 +267,37 @@ async fn run(spec: ControlSpec, events: Receiver<PassiveEvent>, commands: Receiv
     }));
     state.borrow_mut().publish_if_changed(now, false);
     spawn_probes(&state);
-    let reloader = reload::Reloader::new(spec.path, spec.worker_sockets, spec.workers);
+    let registry = spec.registry.clone();
+    let reloader = Rc::new(reload::Reloader::new(
+        spec.path,
+        spec.worker_sockets,
+        spec.workers,
+        registry.clone(),
+    ));
+    if let Some(admin) = spec.admin {
+        match monoio::net::TcpListener::from_std(admin) {
+            Ok(listener) => {
+                let ctx = Rc::new(admin_server::AdminContext {
+                    state: state.clone(),
+                    registry: registry.clone(),
+                    lifecycle: spec.lifecycle.clone(),
+                    reloader: reloader.clone(),
+                });
+                monoio::spawn(admin_server::serve(listener, ctx));
+            }
+            Err(e) => crate::log::error(format_args!("admin listener: {e}")),
+        }
+    }
     loop {
         monoio::time::sleep(TICK).await;
         let now = Instant::now();
+        for batch in spec.histograms.try_iter() {
+            registry.merge(batch);
+        }
+        let lost = dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            registry.health_event_dropped(lost);
+        }
         {
             let mut st = state.borrow_mut();
             let generation = st.config_generation;

@@ -14,6 +14,7 @@ use crossbeam_channel::Sender;
 use super::{settings, specs, State};
 use crate::config::{Config, Listener};
 use crate::health::PoolHealth;
+use crate::metrics::Registry;
 
 /// Listen backlog per worker socket; the kernel caps it at `net.core.somaxconn`.
 pub const LISTEN_BACKLOG: i32 = 4096;
@@ -60,6 +61,7 @@ pub(super) struct Reloader {
     path: PathBuf,
     worker_sockets: Vec<Sender<ListenerSockets>>,
     workers: usize,
+    registry: Arc<Registry>,
 }
 
 impl Reloader {
@@ -67,16 +69,19 @@ impl Reloader {
         path: PathBuf,
         worker_sockets: Vec<Sender<ListenerSockets>>,
         workers: usize,
+        registry: Arc<Registry>,
     ) -> Reloader {
         Reloader {
             path,
             worker_sockets,
             workers,
+            registry,
         }
     }
 
     pub(super) fn reload(&self, state: &Rc<RefCell<State>>) -> ReloadOutcome {
         let outcome = self.try_reload(state);
+        self.registry.config_reload(outcome.is_ok());
         match &outcome {
             Ok(summary) => {
                 crate::log::info(format_args!("reload: {summary}"));

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::control::{PassiveEvent, PassiveSender};
 use crate::health::Passive;
 use crate::lb::{BackendView, Balancer};
+use crate::metrics::{BackendStats, CoreHistograms, HistogramBatch, ListenerStats, Registry};
 use crate::snapshot::{PoolState, SharedSnapshot, Snapshot};
 use crate::sys::Pipe;
 
@@ -25,6 +26,9 @@ struct CoreInner {
     index: usize,
     shared: Arc<SharedSnapshot>,
     passive: PassiveSender,
+    registry: Arc<Registry>,
+    /// Latency histograms recorded on this core, shipped to the control thread each second.
+    histograms: RefCell<CoreHistograms>,
     view: RefCell<Rc<CoreView>>,
     pipes: RefCell<Vec<Pipe>>,
     /// Client connections open on this core, for draining.
@@ -37,6 +41,10 @@ pub struct CoreView {
     pub snapshot: Arc<Snapshot>,
     /// Balancer and load counters per pool, indexed like `snapshot.config.pools`.
     pub pools: Box<[PoolRuntime]>,
+    /// This core's counters per listener, indexed like `snapshot.config.listeners`.
+    pub listener_stats: Box<[Arc<ListenerStats>]>,
+    /// This core's histogram slot for connection durations, per listener.
+    pub duration_slots: Box<[usize]>,
 }
 
 /// One pool's balancer and this core's per-backend bookkeeping.
@@ -52,13 +60,19 @@ pub struct PoolRuntime {
     pub failing: Rc<[Cell<bool>]>,
     /// The weights the balancer was built with, to know when it must be rebuilt.
     weights: Box<[u32]>,
+    /// This core's counters per backend.
+    pub stats: Box<[Arc<BackendStats>]>,
+    /// This core's histogram slot for upstream connect latency in this pool.
+    pub connect_slot: usize,
 }
 
 impl CoreView {
     /// Build this core's objects for `snapshot`, reusing what `previous` had for pools
     /// whose backends are unchanged: balancer state (when weights are equal too) and
     /// the connection counters.
-    fn build(snapshot: Arc<Snapshot>, previous: Option<&CoreView>, seed: u64) -> CoreView {
+    fn build(snapshot: Arc<Snapshot>, previous: Option<&CoreView>, core: &CoreInner) -> CoreView {
+        let seed = core.index as u64 + 1;
+        let mut histograms = core.histograms.borrow_mut();
         let pools = snapshot
             .config
             .pools
@@ -82,6 +96,12 @@ impl CoreView {
                             .all(|(a, b)| a.addr == b.addr);
                     unchanged.then(|| &prev.pools[i])
                 });
+                let stats = pool
+                    .backends
+                    .iter()
+                    .map(|b| core.registry.backend(core.index, &pool.name, b.addr))
+                    .collect();
+                let connect_slot = histograms.pool_slot(&pool.name);
                 match same {
                     Some(old) => PoolRuntime {
                         balancer: RefCell::new(if old.weights == state.weights {
@@ -92,17 +112,35 @@ impl CoreView {
                         active: old.active.clone(),
                         failing: old.failing.clone(),
                         weights: state.weights.clone(),
+                        stats,
+                        connect_slot,
                     },
                     None => PoolRuntime {
                         balancer: RefCell::new(Balancer::new(pool.balance, &state.weights, seed)),
                         active: pool.backends.iter().map(|_| Cell::new(0)).collect(),
                         failing: pool.backends.iter().map(|_| Cell::new(false)).collect(),
                         weights: state.weights.clone(),
+                        stats,
+                        connect_slot,
                     },
                 }
             })
             .collect();
-        CoreView { snapshot, pools }
+        let listeners = &snapshot.config.listeners;
+        let listener_stats = listeners
+            .iter()
+            .map(|l| core.registry.listener(core.index, &l.name))
+            .collect();
+        let duration_slots = listeners
+            .iter()
+            .map(|l| histograms.listener_slot(&l.name))
+            .collect();
+        CoreView {
+            snapshot,
+            pools,
+            listener_stats,
+            duration_slots,
+        }
     }
 
     /// Tell the control thread what a connection attempt to `backend` of `pool` showed.
@@ -126,16 +164,54 @@ impl CoreView {
 
 impl Core {
     /// Build the core-local state from the currently published snapshot.
-    pub fn new(index: usize, shared: Arc<SharedSnapshot>, passive: PassiveSender) -> Core {
-        let view = CoreView::build(shared.load(), None, index as u64 + 1);
-        Core(Rc::new(CoreInner {
+    pub fn new(
+        index: usize,
+        shared: Arc<SharedSnapshot>,
+        passive: PassiveSender,
+        registry: Arc<Registry>,
+    ) -> Core {
+        let first = shared.load();
+        let mut inner = CoreInner {
             index,
             shared,
             passive,
-            view: RefCell::new(Rc::new(view)),
+            registry,
+            histograms: RefCell::new(CoreHistograms::new()),
+            view: RefCell::new(Rc::new(CoreView {
+                snapshot: first.clone(),
+                pools: Box::new([]),
+                listener_stats: Box::new([]),
+                duration_slots: Box::new([]),
+            })),
             pipes: RefCell::new(Vec::new()),
             open: Cell::new(0),
-        }))
+        };
+        let view = CoreView::build(first, None, &inner);
+        inner.view = RefCell::new(Rc::new(view));
+        Core(Rc::new(inner))
+    }
+
+    /// Record how long an upstream connect took for the pool of `runtime`.
+    pub fn record_connect(&self, runtime: &PoolRuntime, elapsed: std::time::Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.0
+            .histograms
+            .borrow_mut()
+            .record_connect(runtime.connect_slot, micros);
+    }
+
+    /// Record how long a client connection lasted on listener `listener` of `view`.
+    pub fn record_duration(&self, view: &CoreView, listener: usize, elapsed: std::time::Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.0
+            .histograms
+            .borrow_mut()
+            .record_duration(view.duration_slots[listener], micros);
+    }
+
+    /// Everything recorded since the last call, for the control thread to merge.
+    pub fn take_histograms(&self) -> HistogramBatch {
+        self.0.histograms.borrow_mut().take()
     }
 
     /// This worker's index.
@@ -151,7 +227,7 @@ impl Core {
         if let Some(next) = self.0.shared.load_if_changed(seen) {
             let rebuilt = {
                 let previous = self.0.view.borrow();
-                CoreView::build(next, Some(&previous), self.0.index as u64 + 1)
+                CoreView::build(next, Some(&previous), &self.0)
             };
             *self.0.view.borrow_mut() = Rc::new(rebuilt);
         }
@@ -189,6 +265,24 @@ impl Core {
         if pipes.len() < MAX_IDLE_PIPES {
             pipes.push(pipe);
         }
+    }
+}
+
+/// Keeps a gauge incremented while it lives (active connections in the metrics).
+pub struct GaugeGuard<'a>(&'a std::sync::atomic::AtomicI64);
+
+impl<'a> GaugeGuard<'a> {
+    /// Increment `gauge` now and decrement it on drop.
+    pub fn new(gauge: &'a std::sync::atomic::AtomicI64) -> GaugeGuard<'a> {
+        // Relaxed: only this core writes the counter; readers only need a recent value.
+        gauge.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        GaugeGuard(gauge)
+    }
+}
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

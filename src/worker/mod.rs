@@ -21,6 +21,7 @@ pub use self::relay::RelayOutcome;
 use crate::config::Protocol;
 use crate::control::{ListenerSockets, PassiveSender};
 use crate::lifecycle::{Lifecycle, POLL_INTERVAL};
+use crate::metrics::{HistogramBatch, Registry};
 use crate::snapshot::SharedSnapshot;
 use crossbeam_channel::Receiver;
 
@@ -67,6 +68,10 @@ pub struct WorkerSpec {
     pub passive: PassiveSender,
     /// Told this worker's index once its listeners are registered with its runtime.
     pub ready: crossbeam_channel::Sender<usize>,
+    /// Where this worker registers its counters.
+    pub registry: Arc<Registry>,
+    /// Where this worker ships its latency histograms, about once a second.
+    pub histograms: crossbeam_channel::Sender<HistogramBatch>,
     /// The publication point of the control thread.
     pub shared: Arc<SharedSnapshot>,
     /// Stop/drain flags set by the supervisor.
@@ -74,6 +79,9 @@ pub struct WorkerSpec {
     /// Which driver to run.
     pub driver: Driver,
 }
+
+/// How often a worker ships its histograms to the control thread.
+const HISTOGRAM_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// io_uring submission queue size per worker; monoio flushes early when it fills.
 const URING_ENTRIES: u32 = 4096;
@@ -185,7 +193,9 @@ fn start_accept(core: &Core, name: String, socket: StdTcpListener) -> Option<Acc
 /// let in-flight connections finish until the grace deadline. On each tick it also picks
 /// up listeners added by a reload and closes the ones a reload removed.
 async fn serve(spec: WorkerSpec) {
-    let core = Core::new(spec.index, spec.shared, spec.passive);
+    let core = Core::new(spec.index, spec.shared, spec.passive, spec.registry);
+    let histograms = spec.histograms;
+    let mut last_shipped = std::time::Instant::now();
     let mut loops: Vec<AcceptLoop> = spec
         .listeners
         .into_iter()
@@ -214,6 +224,13 @@ async fn serve(spec: WorkerSpec) {
                     .iter()
                     .any(|c| c.name == l.name && c.bind == l.bind)
             });
+            if last_shipped.elapsed() >= HISTOGRAM_PERIOD {
+                last_shipped = std::time::Instant::now();
+                let batch = core.take_histograms();
+                if !batch.is_empty() {
+                    let _ = histograms.send(batch);
+                }
+            }
             tick = Box::pin(monoio::time::sleep(POLL_INTERVAL));
         }
         for accept in loops.iter_mut() {

@@ -4,11 +4,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use monoio::net::{TcpListener, TcpStream};
 
-use super::core::{ActiveGuard, AttemptView, Core, CoreView, Tried};
+use super::core::{ActiveGuard, AttemptView, Core, CoreView, GaugeGuard, Tried};
 use super::relay::{self, RelayOutcome};
 use crate::config::{Protocol, RelayMode};
 use crate::health::Passive;
@@ -44,6 +45,11 @@ async fn serve_connection(core: Core, name: Rc<str>, client: TcpStream, peer: So
         return;
     };
     let listener = &view.snapshot.config.listeners[listener_index];
+    let started = Instant::now();
+    let stats = &view.listener_stats[listener_index];
+    // Relaxed: each counter has one writer (this core); scrapes only need a recent value.
+    stats.connections_total.fetch_add(1, Ordering::Relaxed);
+    let _active = GaugeGuard::new(&stats.active_connections);
     let (pool, mode) = match listener.protocol {
         Protocol::Tcp { pool, relay } => (pool, relay),
     };
@@ -51,9 +57,10 @@ async fn serve_connection(core: Core, name: Rc<str>, client: TcpStream, peer: So
     // Small writes (handshakes, RPCs) must not wait for Nagle's delayed-ACK dance.
     let _ = client.set_nodelay(true);
 
-    let Some((backend, _guard)) =
+    let Some((backend, _guard, _backend_active)) =
         connect_upstream(&core, &view, pool, peer, timeouts.connect).await
     else {
+        stats.refused_total.fetch_add(1, Ordering::Relaxed);
         crate::log::debug(format_args!(
             "listener {}: no backend of pool {} answered for {peer}; closing",
             listener.name, view.snapshot.config.pools[pool].name
@@ -66,15 +73,17 @@ async fn serve_connection(core: Core, name: Rc<str>, client: TcpStream, peer: So
     let outcome = match mode {
         RelayMode::Splice => match prepare_splice(&client, &backend) {
             Ok(()) => {
-                relay::splice_relay(&core, &client, &backend, tuning.pipe_bytes, timeouts.idle)
-                    .await
+                let (pipe, idle) = (tuning.pipe_bytes, timeouts.idle);
+                relay::splice_relay(&core, &client, &backend, pipe, idle, stats).await
             }
             Err(e) => Err(e),
         },
         RelayMode::Buffered => {
-            relay::buffered_relay(client, backend, tuning.copy_buffer_bytes, timeouts.idle).await
+            let (buffer, idle) = (tuning.copy_buffer_bytes, timeouts.idle);
+            relay::buffered_relay(client, backend, buffer, idle, stats).await
         }
     };
+    core.record_duration(&view, listener_index, started.elapsed());
     match outcome {
         Ok(RelayOutcome::Finished) => {}
         Ok(RelayOutcome::IdleTimeout) => crate::log::debug(format_args!(
@@ -97,13 +106,13 @@ fn prepare_splice(client: &TcpStream, backend: &TcpStream) -> io::Result<()> {
 
 /// Pick a backend and connect, trying each usable backend at most once. Returns the
 /// connection and a guard that counts it against the backend while it lives.
-async fn connect_upstream(
+async fn connect_upstream<'v>(
     core: &Core,
-    view: &Rc<CoreView>,
+    view: &'v Rc<CoreView>,
     pool: usize,
     peer: SocketAddr,
     connect_timeout: Duration,
-) -> Option<(TcpStream, ActiveGuard)> {
+) -> Option<(TcpStream, ActiveGuard, GaugeGuard<'v>)> {
     let runtime = &view.pools[pool];
     let backends = &view.snapshot.config.pools[pool].backends;
     let key = hash_ip(peer.ip());
@@ -120,10 +129,18 @@ async fn connect_upstream(
         // Count the attempt as load right away, so concurrent connections on this core
         // see it while the handshake is in flight (least-connections fairness).
         let guard = ActiveGuard::new(view.clone(), pool, index);
-        match monoio::time::timeout(connect_timeout, TcpStream::connect_addr(addr)).await {
+        let stats = &runtime.stats[index];
+        let started = Instant::now();
+        let attempt = monoio::time::timeout(connect_timeout, TcpStream::connect_addr(addr)).await;
+        if !matches!(attempt, Ok(Ok(_))) {
+            stats.connect_failures_total.fetch_add(1, Ordering::Relaxed);
+        }
+        match attempt {
             Ok(Ok(stream)) => {
+                core.record_connect(runtime, started.elapsed());
+                stats.connections_total.fetch_add(1, Ordering::Relaxed);
                 core.report(view, pool, index, Passive::Success);
-                return Some((stream, guard));
+                return Some((stream, guard, GaugeGuard::new(&stats.active_connections)));
             }
             Ok(Err(e)) => {
                 core.report(view, pool, index, Passive::ConnectFailure);

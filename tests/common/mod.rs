@@ -46,6 +46,8 @@ pub struct Proxy {
     pub config_path: PathBuf,
     /// Listener name -> actual bound address, from the ready line.
     pub listeners: Vec<(String, SocketAddr)>,
+    /// Lines logged before the ready line.
+    pub startup_log: Vec<String>,
     /// Lines the proxy wrote to stderr after the ready line (collected in the background).
     log: mpsc::Receiver<String>,
 }
@@ -96,6 +98,7 @@ impl Proxy {
                                 child,
                                 config_path: path,
                                 listeners,
+                                startup_log: seen,
                                 log: rx,
                             };
                         }
@@ -118,6 +121,18 @@ impl Proxy {
             .find(|(n, _)| n == name)
             .unwrap_or_else(|| panic!("no listener {name} in {:?}", self.listeners))
             .1
+    }
+
+    /// The admin endpoint's address, from its startup log line.
+    pub fn admin_addr(&self) -> SocketAddr {
+        let line = self
+            .startup_log
+            .iter()
+            .find(|l| l.contains("admin listening on "))
+            .unwrap_or_else(|| panic!("no admin line in {:?}", self.startup_log));
+        let addr = line.rsplit(' ').next().unwrap_or_default();
+        addr.parse()
+            .unwrap_or_else(|_| panic!("bad admin address in {line}"))
     }
 
     /// PID of the proxy process.
@@ -388,4 +403,55 @@ pub fn tcp_config(
         "(\n  workers: {workers},\n  listeners: [\n    (name: \"l4\", bind: \"127.0.0.1:0\", protocol: Tcp(pool: \"p\", relay: {relay}), timeouts: ({timeouts})),\n  ],\n  pools: [\n    (name: \"p\", balance: {balance}, backends: [{}]),\n  ],\n)\n",
         list.join(", ")
     )
+}
+
+/// A parsed HTTP/1.1 response from [`http_request`].
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// Send one raw HTTP/1.1 request (`Connection: close`) and read the whole response.
+pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> HttpResponse {
+    let mut s = connect(addr);
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head end in {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// The value of the Prometheus sample `name{labels}` (labels exactly as rendered).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
