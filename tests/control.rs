@@ -150,13 +150,18 @@ fn reload_adds_and_removes_listeners_pools_and_backends_without_cutting_relays()
     let b = Backend::start(Behaviour::SayId(b'b'));
     let c = Backend::start(Behaviour::SayId(b'c'));
     let echo = Backend::start(Behaviour::Echo);
+    let slow = Backend::start(Behaviour::SlowReply {
+        delay: Duration::from_secs(2),
+    });
     let v1 = format!(
         "(workers: 2, listeners: [
             (name: \"l4\", bind: \"127.0.0.1:0\", protocol: Tcp(pool: \"p\")),
             (name: \"echo\", bind: \"127.0.0.1:0\", protocol: Tcp(pool: \"e\")),
+            (name: \"slow\", bind: \"127.0.0.1:0\", protocol: Tcp(pool: \"s\")),
           ],
-          pools: [(name: \"p\", backends: [(addr: \"{}\")]), (name: \"e\", backends: [(addr: \"{}\")])])",
-        a.addr, echo.addr
+          pools: [(name: \"p\", backends: [(addr: \"{}\")]), (name: \"e\", backends: [(addr: \"{}\")]),
+                  (name: \"s\", backends: [(addr: \"{}\")])])",
+        a.addr, echo.addr, slow.addr
     );
     let proxy = Proxy::start(&v1, &[]);
     let l4 = proxy.addr("l4");
@@ -168,6 +173,12 @@ fn reload_adds_and_removes_listeners_pools_and_backends_without_cutting_relays()
     for (i, s) in relays.iter_mut().enumerate() {
         round_trip(s, i);
     }
+    // And a slow response in flight across the reloads: its first half has arrived.
+    let mut slow_client = connect(proxy.addr("slow"));
+    slow_client.write_all(b"go\n").unwrap();
+    let mut first = [0u8; 6];
+    slow_client.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"first\n");
 
     // v2: pool p gains backend c, a new pool q and a new listener l4b in front of it.
     let v2 = v1
@@ -202,10 +213,13 @@ fn reload_adds_and_removes_listeners_pools_and_backends_without_cutting_relays()
     for _ in 0..5 {
         assert_eq!(traffic_id(l4), b'a');
     }
-    // Every relay opened before the reloads still works.
+    // Every relay opened before the reloads still works, and the slow response completes.
     for (i, s) in relays.iter_mut().enumerate() {
         round_trip(s, i + 1000);
     }
+    let mut rest = Vec::new();
+    slow_client.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"second\n");
 }
 
 fn traffic_id(addr: SocketAddr) -> u8 {

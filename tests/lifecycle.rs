@@ -8,10 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn slow_proxy(grace: &str) -> (Backend, Proxy) {
-    let backend = Backend::start(Behaviour::SlowReply {
-        delay: Duration::from_millis(1500),
-    });
+fn slow_proxy(grace: &str, delay: Duration) -> (Backend, Proxy) {
+    let backend = Backend::start(Behaviour::SlowReply { delay });
     let config = tcp_config(2, "Splice", "RoundRobin", &[(backend.addr, 1)], "").replacen(
         "(\n",
         &format!("(\n  shutdown_grace: \"{grace}\",\n"),
@@ -59,7 +57,8 @@ fn wait_until_refused(proxy: &Proxy, limit: Duration) {
 
 #[test]
 fn sigterm_drains_in_flight_relay_then_exits_zero() {
-    let (_backend, mut proxy) = slow_proxy("10s");
+    // A 3 s response in flight when SIGTERM arrives.
+    let (_backend, mut proxy) = slow_proxy("10s", Duration::from_secs(3));
     let mut client = request_in_flight(&proxy);
     let started = Instant::now();
     proxy.signal(libc::SIGTERM);
@@ -79,7 +78,7 @@ fn sigterm_drains_in_flight_relay_then_exits_zero() {
 
 #[test]
 fn sigterm_cuts_what_is_left_when_grace_ends() {
-    let (_backend, mut proxy) = slow_proxy("300ms");
+    let (_backend, mut proxy) = slow_proxy("300ms", Duration::from_millis(1500));
     let mut client = request_in_flight(&proxy);
     let started = Instant::now();
     proxy.signal(libc::SIGTERM);
@@ -99,7 +98,7 @@ fn sigterm_cuts_what_is_left_when_grace_ends() {
 #[test]
 fn sigint_and_second_sigterm_stop_at_once() {
     for signals in [&[libc::SIGINT][..], &[libc::SIGTERM, libc::SIGTERM][..]] {
-        let (_backend, mut proxy) = slow_proxy("30s");
+        let (_backend, mut proxy) = slow_proxy("30s", Duration::from_millis(1500));
         let _client = request_in_flight(&proxy);
         let started = Instant::now();
         for (i, &sig) in signals.iter().enumerate() {
