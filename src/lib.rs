@@ -15,6 +15,7 @@ pub mod lb;
 pub mod lifecycle;
 pub mod log;
 pub mod metrics;
+pub mod proxy_protocol;
 pub mod sdnotify;
 pub mod signals;
 pub mod snapshot;
