@@ -111,6 +111,34 @@ pub struct Listener {
     pub protocol: Protocol,
     /// Connection timeouts.
     pub timeouts: Timeouts,
+    /// Which PROXY protocol header clients must send first (`None`: no header).
+    pub proxy_protocol: ProxyAccept,
+}
+
+/// PROXY protocol versions a listener accepts from a fronting balancer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+pub enum ProxyAccept {
+    /// Version 1 (text) only.
+    V1,
+    /// Version 2 (binary) only.
+    V2,
+    /// Either version, detected from the first bytes.
+    Any,
+    /// No header: clients connect directly (the default).
+    #[default]
+    None,
+}
+
+/// PROXY protocol header sent to a pool's backends, so they see the original client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+pub enum SendProxy {
+    /// Version 1 (text).
+    V1,
+    /// Version 2 (binary).
+    V2,
+    /// No header (the default).
+    #[default]
+    None,
 }
 
 /// What a listener speaks. Written in the file as `Tcp(pool: "name", relay: Splice)`.
@@ -174,6 +202,8 @@ pub struct Pool {
     pub slow_start: Duration,
     /// Below this percentage of usable backends, health is ignored (panic mode).
     pub panic_threshold: u8,
+    /// PROXY protocol header to send to backends before the client's bytes.
+    pub send_proxy: SendProxy,
 }
 
 /// Active health checking of a pool's backends.

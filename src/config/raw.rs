@@ -12,7 +12,7 @@
 
 use serde::Deserialize;
 
-use super::{Balance, RelayMode};
+use super::{Balance, ProxyAccept, RelayMode, SendProxy};
 
 /// The top-level `( ... )` of the file.
 #[derive(Debug, Deserialize)]
@@ -48,6 +48,15 @@ pub(super) struct RawListener {
     pub bind: String,
     pub protocol: RawProtocol,
     pub timeouts: Option<RawTimeouts>,
+    /// `proxy_protocol: (accept: Any)`: read a PROXY protocol header from each client.
+    pub proxy_protocol: Option<RawProxyProtocol>,
+}
+
+/// `proxy_protocol: (accept: V1|V2|Any|None)`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "ProxyProtocol", deny_unknown_fields)]
+pub(super) struct RawProxyProtocol {
+    pub accept: ProxyAccept,
 }
 
 /// What a listener speaks. New protocols (`Http(routes: [...])`, `Udp(pool: ...)`)
@@ -86,6 +95,8 @@ pub(super) struct RawPool {
     pub passive: Option<RawPassive>,
     /// Ramp a recovered backend's weight up over this long; off when absent.
     pub slow_start: Option<String>,
+    /// `send_proxy: V1|V2|None`: send a PROXY protocol header to backends.
+    pub send_proxy: Option<SendProxy>,
     /// Percentage of a pool that must stay usable before ringway ignores health and
     /// uses every backend (panic mode); default 50.
     pub panic_threshold: Option<u64>,

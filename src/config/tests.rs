@@ -82,6 +82,7 @@ fn issue_sample_parses_to_expected_values() {
                 connect: Duration::from_secs(1),
                 idle: Duration::from_secs(300),
             },
+            proxy_protocol: ProxyAccept::None,
         }],
         pools: vec![Pool {
             name: "pg".into(),
@@ -105,6 +106,7 @@ fn issue_sample_parses_to_expected_values() {
             },
             slow_start: Duration::ZERO,
             panic_threshold: DEFAULT_PANIC_THRESHOLD,
+            send_proxy: SendProxy::None,
         }],
         tuning: Tuning {
             pipe_bytes: 1_048_576,
@@ -790,4 +792,33 @@ fn health_mistakes_are_all_reported() {
         );
     }
     assert_eq!(errors.len(), 9, "{paths:?}");
+}
+
+#[test]
+fn proxy_protocol_settings_parse() {
+    for (accept, want) in [
+        ("V1", ProxyAccept::V1),
+        ("V2", ProxyAccept::V2),
+        ("Any", ProxyAccept::Any),
+        ("None", ProxyAccept::None),
+    ] {
+        let text = format!(
+            r#"(listeners: [(name: "l", bind: "127.0.0.1:80", protocol: Tcp(pool: "p"),
+                            proxy_protocol: (accept: {accept}))],
+                pools: [(name: "p", backends: [(addr: "10.0.0.1:80")], send_proxy: V2)])"#
+        );
+        let config = Config::parse(&text).unwrap_or_else(|e| panic!("{accept}: {e:?}"));
+        assert_eq!(config.listeners[0].proxy_protocol, want);
+        assert_eq!(config.pools[0].send_proxy, SendProxy::V2);
+    }
+    let errors = Config::parse(
+        r#"(listeners: [(name: "l", bind: "127.0.0.1:80", protocol: Tcp(pool: "p"),
+                         proxy_protocol: (accept: V3))],
+            pools: [(name: "p", backends: [(addr: "10.0.0.1:80")])])"#,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(errors[0].location, Location::Position { .. }),
+        "{errors:?}"
+    );
 }

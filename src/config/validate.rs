@@ -16,7 +16,7 @@ use super::raw::{
 };
 use super::{
     parse_duration, Backend, CheckKind, Config, ConfigError, HealthCheck, Listener, Location,
-    Passive, Pool, Protocol, RelayMode, Timeouts, Tuning, DEFAULT_CONNECT_TIMEOUT,
+    Passive, Pool, Protocol, ProxyAccept, RelayMode, Timeouts, Tuning, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_CONSECUTIVE_FAILURES, DEFAULT_EJECT_FOR, DEFAULT_IDLE_TIMEOUT, DEFAULT_PANIC_THRESHOLD,
     DEFAULT_SHUTDOWN_GRACE, MAX_TIMEOUT, MAX_WORKERS,
 };
@@ -188,6 +188,10 @@ fn check_listener(
         bind: bind?,
         protocol: protocol?,
         timeouts: timeouts?,
+        proxy_protocol: raw
+            .proxy_protocol
+            .as_ref()
+            .map_or(ProxyAccept::None, |p| p.accept),
     })
 }
 
@@ -321,6 +325,7 @@ fn check_pools(raw: &[RawPool], errors: &mut Errors) -> Vec<Pool> {
             passive,
             slow_start,
             panic_threshold: panic_threshold as u8,
+            send_proxy: pool.send_proxy.unwrap_or_default(),
         }));
     }
     pools

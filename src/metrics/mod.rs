@@ -49,6 +49,8 @@ pub struct ListenerStats {
     pub bytes_out: AtomicU64,
     /// Client connections closed because no backend was usable or none answered.
     pub refused_total: AtomicU64,
+    /// Client connections closed for a missing or malformed PROXY protocol header.
+    pub proxy_protocol_rejected_total: AtomicU64,
 }
 
 /// Counters for one backend on one core. Written only by that core.

@@ -26,6 +26,7 @@ struct ListenerSums {
     bytes_in: u64,
     bytes_out: u64,
     refused_total: u64,
+    proxy_protocol_rejected_total: u64,
 }
 
 /// A backend's counters summed over cores.
@@ -92,6 +93,9 @@ impl<'a> Snapshot<'a> {
                 s.refused_total = s
                     .refused_total
                     .wrapping_add(stats.refused_total.load(Ordering::Relaxed));
+                s.proxy_protocol_rejected_total = s
+                    .proxy_protocol_rejected_total
+                    .wrapping_add(stats.proxy_protocol_rejected_total.load(Ordering::Relaxed));
             }
         }
 
@@ -277,6 +281,20 @@ pub(super) fn prometheus(snap: &Snapshot<'_>) -> String {
             "ringway_refused_connections_total",
             &[("listener", name)],
             row.sums.refused_total,
+        );
+    }
+    family(
+        &mut out,
+        "ringway_proxy_protocol_rejected_total",
+        "counter",
+        "Client connections closed for a missing or malformed PROXY protocol header.",
+    );
+    for (name, row) in listeners {
+        sample(
+            &mut out,
+            "ringway_proxy_protocol_rejected_total",
+            &[("listener", name)],
+            row.sums.proxy_protocol_rejected_total,
         );
     }
     family(

@@ -11,9 +11,11 @@ use monoio::net::{TcpListener, TcpStream};
 
 use super::core::{ActiveGuard, AttemptView, Core, CoreView, GaugeGuard, Tried};
 use super::relay::{self, RelayOutcome};
-use crate::config::{Protocol, RelayMode};
+use crate::config::{Protocol, ProxyAccept, RelayMode, SendProxy};
 use crate::health::Passive;
 use crate::lb::hash_ip;
+use crate::proxy_protocol::{self, Accept, Addresses, Version};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
 /// How long to back off when `accept` fails for lack of resources (EMFILE, ENOBUFS),
 /// so the loop does not spin while connections wait in the backlog.
@@ -36,7 +38,7 @@ pub async fn accept_loop(core: Core, name: Rc<str>, listener: TcpListener) {
 
 /// Serve one client connection from connect to close. Every failure ends in closing the
 /// client; none of them may panic or stall the worker.
-async fn serve_connection(core: Core, name: Rc<str>, client: TcpStream, peer: SocketAddr) {
+async fn serve_connection(core: Core, name: Rc<str>, mut client: TcpStream, peer: SocketAddr) {
     let _open = core.connection_opened();
     let view = core.view();
     // Looked up by name: a reload may have reordered, changed or removed the listener
@@ -57,8 +59,49 @@ async fn serve_connection(core: Core, name: Rc<str>, client: TcpStream, peer: So
     // Small writes (handshakes, RPCs) must not wait for Nagle's delayed-ACK dance.
     let _ = client.set_nodelay(true);
 
-    let Some((backend, _guard, _backend_active)) =
-        connect_upstream(&core, &view, pool, peer, timeouts.connect).await
+    // Who the client really is: the socket's peer, or what a fronting balancer's PROXY
+    // header says. `early` holds client bytes read past that header.
+    let mut source = peer;
+    let mut destination = client.local_addr().unwrap_or(listener.bind);
+    let mut early = Vec::new();
+    if let Some(accept) = proxy_accept(listener.proxy_protocol) {
+        let header = read_proxy_header(&mut client, accept);
+        match monoio::time::timeout(PROXY_HEADER_TIMEOUT, header).await {
+            Ok(Ok((addresses, rest))) => {
+                if let Addresses::Tcp {
+                    source: s,
+                    destination: d,
+                } = addresses
+                {
+                    (source, destination) = (s, d);
+                }
+                early = rest;
+            }
+            Ok(Err(why)) => {
+                stats
+                    .proxy_protocol_rejected_total
+                    .fetch_add(1, Ordering::Relaxed);
+                crate::log::warn(format_args!(
+                    "listener {}: {peer}: PROXY protocol header rejected: {why}; closing",
+                    listener.name
+                ));
+                return;
+            }
+            Err(_) => {
+                stats
+                    .proxy_protocol_rejected_total
+                    .fetch_add(1, Ordering::Relaxed);
+                crate::log::warn(format_args!(
+                    "listener {}: {peer}: no PROXY protocol header within {PROXY_HEADER_TIMEOUT:?}; closing",
+                    listener.name
+                ));
+                return;
+            }
+        }
+    }
+
+    let Some((mut backend, _guard, _backend_active)) =
+        connect_upstream(&core, &view, pool, source, timeouts.connect).await
     else {
         stats.refused_total.fetch_add(1, Ordering::Relaxed);
         crate::log::debug(format_args!(
@@ -68,6 +111,30 @@ async fn serve_connection(core: Core, name: Rc<str>, client: TcpStream, peer: So
         return;
     };
     let _ = backend.set_nodelay(true);
+    // The backend first gets our PROXY header (if the pool asks for one), then any client
+    // bytes that arrived with the client's own header, then the relay takes over.
+    let send = view.snapshot.config.pools[pool].send_proxy;
+    if send != SendProxy::None || !early.is_empty() {
+        let mut preamble = Vec::with_capacity(proxy_protocol::MAX_HEADER_LEN + early.len());
+        match send {
+            SendProxy::V1 => {
+                proxy_protocol::encode(Version::V1, source, destination, &mut preamble)
+            }
+            SendProxy::V2 => {
+                proxy_protocol::encode(Version::V2, source, destination, &mut preamble)
+            }
+            SendProxy::None => {}
+        }
+        preamble.extend_from_slice(&early);
+        let (written, _) = backend.write_all(preamble).await;
+        if let Err(e) = written {
+            crate::log::debug(format_args!(
+                "listener {}: {peer}: upstream write failed: {e}",
+                listener.name
+            ));
+            return;
+        }
+    }
 
     let tuning = view.snapshot.config.tuning;
     let outcome = match mode {
@@ -94,6 +161,45 @@ async fn serve_connection(core: Core, name: Rc<str>, client: TcpStream, peer: So
             "listener {}: {peer}: relay ended: {e}",
             listener.name
         )),
+    }
+}
+
+/// How long a client on a PROXY-protocol listener has to send its header.
+const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn proxy_accept(accept: ProxyAccept) -> Option<Accept> {
+    match accept {
+        ProxyAccept::V1 => Some(Accept::V1),
+        ProxyAccept::V2 => Some(Accept::V2),
+        ProxyAccept::Any => Some(Accept::Any),
+        ProxyAccept::None => None,
+    }
+}
+
+/// Read a PROXY protocol header from `client`. Returns what it said and any bytes that
+/// were read past its end (they belong to the client's stream).
+async fn read_proxy_header(
+    client: &mut TcpStream,
+    accept: Accept,
+) -> Result<(Addresses, Vec<u8>), String> {
+    let mut buf: Vec<u8> = Vec::with_capacity(proxy_protocol::MAX_HEADER_LEN);
+    loop {
+        // Read at most what a header can still need, so little payload is read early.
+        let want = proxy_protocol::MAX_HEADER_LEN
+            .saturating_sub(buf.len())
+            .max(1);
+        let (res, chunk) = client.read(Vec::with_capacity(want)).await;
+        match res {
+            Ok(0) => return Err("the client closed before sending a header".into()),
+            Ok(_) => buf.extend_from_slice(&chunk),
+            Err(e) => return Err(e.to_string()),
+        }
+        match proxy_protocol::parse(&buf, accept) {
+            Ok(Some((addresses, consumed))) => return Ok((addresses, buf.split_off(consumed))),
+            Ok(None) if buf.len() < proxy_protocol::MAX_HEADER_LEN => continue,
+            Ok(None) => return Err("header too long".into()),
+            Err(e) => return Err(format!("{e:?}")),
+        }
     }
 }
 
