@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
-use crate::control::{bind_for_workers, Command, ControlHandle, ControlSpec, ReloadOutcome};
+use crate::control::{
+    bind_for_workers, BoundSocket, Command, ControlHandle, ControlSpec, ReloadOutcome,
+};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Registry;
 use crate::signals::{Signal, SignalSet};
@@ -227,7 +229,7 @@ const SUPERVISE_TICK: std::time::Duration = std::time::Duration::from_millis(100
 fn bind_all(
     config: &mut Config,
     workers: usize,
-) -> Result<Vec<(String, Vec<std::net::TcpListener>)>, RunError> {
+) -> Result<Vec<(String, Vec<BoundSocket>)>, RunError> {
     let mut all = Vec::with_capacity(config.listeners.len());
     for listener in &mut config.listeners {
         let (addr, sockets) = bind_for_workers(listener, workers).map_err(RunError::Startup)?;

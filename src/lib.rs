@@ -9,6 +9,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod control;
+pub mod flow_table;
 pub mod health;
 pub mod http1;
 pub mod lb;

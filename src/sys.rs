@@ -133,6 +133,33 @@ pub fn reuseport_tcp_listener(addr: SocketAddr, backlog: i32) -> io::Result<std:
     Ok(socket.into())
 }
 
+/// Bind a UDP socket with `SO_REUSEPORT`: each worker binds its own and the kernel
+/// hashes every client address to one of them, so a flow stays on one worker.
+pub fn reuseport_udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// A UDP socket connected to `backend`, for one flow: the kernel then drops datagrams
+/// from anyone else and reports ICMP errors (port unreachable) on it.
+pub fn connected_udp_socket(backend: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(
+        Domain::for_address(backend),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.connect(&backend.into())?;
+    Ok(socket.into())
+}
+
 /// Whether the running kernel lets this process set up an io_uring instance.
 pub fn io_uring_available() -> bool {
     monoio::utils::detect_uring()

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ringway::config::{Config, Protocol};
+use ringway::config::Config;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -11,9 +11,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(config) => {
             assert!(!config.listeners.is_empty());
             for listener in &config.listeners {
-                match listener.protocol {
-                    Protocol::Tcp { pool, .. } => assert!(pool < config.pools.len()),
-                }
+                assert!(listener.protocol.pool() < config.pools.len());
                 assert!(!listener.timeouts.connect.is_zero());
             }
             for pool in &config.pools {

@@ -113,7 +113,14 @@ pub struct Listener {
     pub timeouts: Timeouts,
     /// Which PROXY protocol header clients must send first (`None`: no header).
     pub proxy_protocol: ProxyAccept,
+    /// Most UDP flows one worker keeps; beyond it the least recently active goes.
+    pub max_flows: usize,
 }
+
+/// Default for `limits.max_flows`.
+pub const DEFAULT_MAX_FLOWS: usize = 100_000;
+/// Idle timeout of a UDP flow when `timeouts.idle` is not set.
+pub const DEFAULT_UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// PROXY protocol versions a listener accepts from a fronting balancer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
@@ -154,6 +161,26 @@ pub enum Protocol {
         /// How bytes are moved between the two sockets.
         relay: RelayMode,
     },
+    /// Relay UDP datagrams: one flow per client address, each with its own connected
+    /// upstream socket to a backend of the pool.
+    Udp {
+        /// Index into [`Config::pools`].
+        pool: usize,
+    },
+}
+
+impl Protocol {
+    /// The pool this listener sends traffic to.
+    pub fn pool(&self) -> usize {
+        match self {
+            Protocol::Tcp { pool, .. } | Protocol::Udp { pool } => *pool,
+        }
+    }
+
+    /// Whether the listener binds a UDP socket (else TCP).
+    pub fn is_udp(&self) -> bool {
+        matches!(self, Protocol::Udp { .. })
+    }
 }
 
 /// How a TCP relay moves bytes.

@@ -50,6 +50,15 @@ pub(super) struct RawListener {
     pub timeouts: Option<RawTimeouts>,
     /// `proxy_protocol: (accept: Any)`: read a PROXY protocol header from each client.
     pub proxy_protocol: Option<RawProxyProtocol>,
+    /// `limits: (max_flows: 100000)`.
+    pub limits: Option<RawLimits>,
+}
+
+/// `limits: (max_flows: 100000)`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Limits", deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub max_flows: Option<u64>,
 }
 
 /// `proxy_protocol: (accept: V1|V2|Any|None)`.
@@ -69,6 +78,8 @@ pub(super) enum RawProtocol {
         pool: String,
         relay: Option<RelayMode>,
     },
+    /// `Udp(pool: "name")`.
+    Udp { pool: String },
 }
 
 /// `timeouts: (connect: "3s", idle: "5m")`; durations stay strings until validation.

@@ -83,6 +83,7 @@ fn issue_sample_parses_to_expected_values() {
                 idle: Duration::from_secs(300),
             },
             proxy_protocol: ProxyAccept::None,
+            max_flows: DEFAULT_MAX_FLOWS,
         }],
         pools: vec![Pool {
             name: "pg".into(),
@@ -225,7 +226,7 @@ fn default_config_file_parses() {
     assert_eq!(config.listeners.len(), 1);
     let listener = &config.listeners[0];
     assert_eq!(listener.bind, addr("127.0.0.1:8000"));
-    let Protocol::Tcp { pool, .. } = listener.protocol;
+    let pool = listener.protocol.pool();
     let pool = &config.pools[pool];
     assert_eq!(pool.name, "local");
     assert_eq!(
@@ -819,6 +820,36 @@ fn proxy_protocol_settings_parse() {
     .unwrap_err();
     assert!(
         matches!(errors[0].location, Location::Position { .. }),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn udp_listeners_parse_with_their_own_defaults() {
+    let text = r#"(listeners: [
+            (name: "dns", bind: "127.0.0.1:53", protocol: Udp(pool: "p")),
+            (name: "dns2", bind: "127.0.0.1:54", protocol: Udp(pool: "p"),
+             timeouts: (idle: "10s"), limits: (max_flows: 500)),
+        ],
+        pools: [(name: "p", balance: Maglev, backends: [(addr: "10.0.0.1:53")])])"#;
+    let config = Config::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(config.listeners[0].protocol, Protocol::Udp { pool: 0 });
+    assert_eq!(config.listeners[0].timeouts.idle, DEFAULT_UDP_IDLE_TIMEOUT);
+    assert_eq!(config.listeners[0].max_flows, DEFAULT_MAX_FLOWS);
+    assert_eq!(config.listeners[1].timeouts.idle, Duration::from_secs(10));
+    assert_eq!(config.listeners[1].max_flows, 500);
+    let bad = text.replace("max_flows: 500", "max_flows: 0").replace(
+        "protocol: Udp(pool: \"p\")),",
+        "protocol: Udp(pool: \"p\"), proxy_protocol: (accept: V1)),",
+    );
+    let errors = Config::parse(&bad).unwrap_err();
+    let paths: Vec<String> = errors.iter().map(|e| e.location.to_string()).collect();
+    assert_eq!(
+        paths,
+        [
+            "listeners[0].proxy_protocol",
+            "listeners[1].limits.max_flows"
+        ],
         "{errors:?}"
     );
 }

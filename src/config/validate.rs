@@ -17,8 +17,9 @@ use super::raw::{
 use super::{
     parse_duration, Backend, CheckKind, Config, ConfigError, HealthCheck, Listener, Location,
     Passive, Pool, Protocol, ProxyAccept, RelayMode, Timeouts, Tuning, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_CONSECUTIVE_FAILURES, DEFAULT_EJECT_FOR, DEFAULT_IDLE_TIMEOUT, DEFAULT_PANIC_THRESHOLD,
-    DEFAULT_SHUTDOWN_GRACE, MAX_TIMEOUT, MAX_WORKERS,
+    DEFAULT_CONSECUTIVE_FAILURES, DEFAULT_EJECT_FOR, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_FLOWS,
+    DEFAULT_PANIC_THRESHOLD, DEFAULT_SHUTDOWN_GRACE, DEFAULT_UDP_IDLE_TIMEOUT, MAX_TIMEOUT,
+    MAX_WORKERS,
 };
 
 /// Inclusive bounds for `tuning.pipe_bytes`: one page up to 16 MiB.
@@ -182,7 +183,32 @@ fn check_listener(
         }
     }
     let protocol = check_protocol(&format!("{path}.protocol"), &raw.protocol, pools, errors);
-    let timeouts = check_timeouts(&format!("{path}.timeouts"), raw.timeouts.as_ref(), errors);
+    let mut timeouts = check_timeouts(&format!("{path}.timeouts"), raw.timeouts.as_ref(), errors);
+    // UDP has no close: a flow ends by going quiet, so its default idle is much shorter.
+    let udp = matches!(raw.protocol, RawProtocol::Udp { .. });
+    if let Some(t) = timeouts.as_mut().filter(|_| udp) {
+        if raw.timeouts.as_ref().is_none_or(|r| r.idle.is_none()) {
+            t.idle = DEFAULT_UDP_IDLE_TIMEOUT;
+        }
+    }
+    let max_flows = check_range(
+        &format!("{path}.limits.max_flows"),
+        raw.limits.as_ref().and_then(|l| l.max_flows),
+        DEFAULT_MAX_FLOWS as u64,
+        1..=10_000_000,
+        errors,
+    );
+    if udp
+        && !matches!(
+            raw.proxy_protocol.as_ref().map(|p| p.accept),
+            None | Some(ProxyAccept::None)
+        )
+    {
+        errors.push(
+            format!("{path}.proxy_protocol"),
+            "PROXY protocol headers are only read on TCP listeners",
+        );
+    }
     Some(Listener {
         name: name?,
         bind: bind?,
@@ -192,6 +218,7 @@ fn check_listener(
             .proxy_protocol
             .as_ref()
             .map_or(ProxyAccept::None, |p| p.accept),
+        max_flows: max_flows? as usize,
     })
 }
 
@@ -209,6 +236,10 @@ fn check_protocol(
                 pool,
                 relay: relay.unwrap_or(RelayMode::Splice),
             })
+        }
+        RawProtocol::Udp { pool } => {
+            let pool = resolve_pool(&format!("{path}.pool"), pool, pools, errors)?;
+            Some(Protocol::Udp { pool })
         }
     }
 }

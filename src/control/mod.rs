@@ -25,7 +25,7 @@ use crate::lifecycle::Lifecycle;
 use crate::metrics::{HistogramBatch, Registry};
 use crate::snapshot::{PoolState, SharedSnapshot, Snapshot};
 
-pub use reload::{bind_for_workers, ListenerSockets, ReloadOutcome};
+pub use reload::{bind_for_workers, BoundSocket, ListenerSockets, ReloadOutcome};
 
 /// How often the control loop drains its channels and advances time-based health state.
 const TICK: Duration = Duration::from_millis(20);

@@ -19,12 +19,30 @@ use crate::metrics::Registry;
 /// Listen backlog per worker socket; the kernel caps it at `net.core.somaxconn`.
 pub const LISTEN_BACKLOG: i32 = 4096;
 
+/// A bound listening socket of either kind.
+pub enum BoundSocket {
+    /// A TCP listener (already listening).
+    Tcp(TcpListener),
+    /// A UDP socket.
+    Udp(std::net::UdpSocket),
+}
+
+impl BoundSocket {
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            BoundSocket::Tcp(s) => s.local_addr(),
+            BoundSocket::Udp(s) => s.local_addr(),
+        }
+    }
+}
+
 /// A new listener's socket for one worker.
 pub struct ListenerSockets {
     /// The listener's name in the config that introduced it.
     pub name: String,
     /// This worker's `SO_REUSEPORT` socket.
-    pub socket: TcpListener,
+    pub socket: BoundSocket,
 }
 
 /// What a reload did.
@@ -41,12 +59,16 @@ pub struct ReloadOutcome {
 pub fn bind_for_workers(
     listener: &Listener,
     workers: usize,
-) -> Result<(SocketAddr, Vec<TcpListener>), String> {
+) -> Result<(SocketAddr, Vec<BoundSocket>), String> {
     let mut addr = listener.bind;
     let mut sockets = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let socket = crate::sys::reuseport_tcp_listener(addr, LISTEN_BACKLOG)
-            .map_err(|e| format!("listener {}: cannot bind {addr}: {e}", listener.name))?;
+        let socket = if listener.protocol.is_udp() {
+            crate::sys::reuseport_udp_socket(addr).map(BoundSocket::Udp)
+        } else {
+            crate::sys::reuseport_tcp_listener(addr, LISTEN_BACKLOG).map(BoundSocket::Tcp)
+        }
+        .map_err(|e| format!("listener {}: cannot bind {addr}: {e}", listener.name))?;
         if addr.port() == 0 {
             addr = socket
                 .local_addr()
@@ -116,10 +138,11 @@ impl Reloader {
             ));
         }
         // Bind what is new before changing anything, so a bind failure rejects the file.
-        let mut fresh: Vec<(String, Vec<TcpListener>)> = Vec::new();
+        let mut fresh: Vec<(String, Vec<BoundSocket>)> = Vec::new();
         for listener in &mut config.listeners {
             let kept = old.listeners.iter().find(|o| {
                 o.name == listener.name
+                    && o.protocol.is_udp() == listener.protocol.is_udp()
                     && o.bind.ip() == listener.bind.ip()
                     && (o.bind.port() == listener.bind.port() || listener.bind.port() == 0)
             });

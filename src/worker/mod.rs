@@ -7,10 +7,10 @@
 mod core;
 mod relay;
 mod tcp;
+mod udp;
 
 use std::future::Future;
 use std::io;
-use std::net::TcpListener as StdTcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -19,7 +19,7 @@ pub use self::core::Core;
 pub use self::relay::RelayOutcome;
 
 use crate::config::Protocol;
-use crate::control::{ListenerSockets, PassiveSender};
+use crate::control::{BoundSocket, ListenerSockets, PassiveSender};
 use crate::lifecycle::{Lifecycle, POLL_INTERVAL};
 use crate::metrics::{HistogramBatch, Registry};
 use crate::snapshot::SharedSnapshot;
@@ -61,7 +61,7 @@ pub struct WorkerSpec {
     /// The CPU core to pin to, if pinning is possible.
     pub core: Option<core_affinity::CoreId>,
     /// This worker's own `SO_REUSEPORT` sockets, by listener name.
-    pub listeners: Vec<(String, StdTcpListener)>,
+    pub listeners: Vec<(String, BoundSocket)>,
     /// Sockets of listeners added by a reload.
     pub new_listeners: Receiver<ListenerSockets>,
     /// Where passive health events go.
@@ -160,34 +160,41 @@ fn run_legacy(spec: WorkerSpec) -> io::Result<()> {
 struct AcceptLoop {
     name: String,
     bind: std::net::SocketAddr,
-    task: std::pin::Pin<Box<dyn Future<Output = ()>>>,
+    task: TaskBox,
 }
 
-/// Start an accept loop for `socket` if the current view has a listener called `name`.
-fn start_accept(core: &Core, name: String, socket: StdTcpListener) -> Option<AcceptLoop> {
+/// Start an accept loop (TCP) or datagram loop (UDP) for `socket` if the current view
+/// has a listener called `name` of the socket's kind.
+fn start_accept(core: &Core, name: String, socket: BoundSocket) -> Option<AcceptLoop> {
     let bind = socket.local_addr().ok()?;
     let view = core.view();
     let index = view.snapshot.listener_index(&name)?;
-    let listener = match monoio::net::TcpListener::from_std(socket) {
-        Ok(l) => l,
+    let label: std::rc::Rc<str> = std::rc::Rc::from(name.as_str());
+    let registered = match (socket, &view.snapshot.config.listeners[index].protocol) {
+        (BoundSocket::Tcp(socket), Protocol::Tcp { .. }) => {
+            monoio::net::TcpListener::from_std(socket)
+                .map(|l| Box::pin(tcp::accept_loop(core.clone(), label, l)) as TaskBox)
+        }
+        (BoundSocket::Udp(socket), Protocol::Udp { .. }) => {
+            monoio::net::udp::UdpSocket::from_std(socket)
+                .map(|s| Box::pin(udp::serve(core.clone(), label, s)) as TaskBox)
+        }
+        _ => return None, // the listener changed kind in a reload; its new socket follows
+    };
+    match registered {
+        Ok(task) => Some(AcceptLoop { name, bind, task }),
         Err(e) => {
             crate::log::error(format_args!(
                 "worker {}: cannot register listener {name}: {e}",
                 core.index()
             ));
-            return None;
+            None
         }
-    };
-    let task: std::pin::Pin<Box<dyn Future<Output = ()>>> =
-        match view.snapshot.config.listeners[index].protocol {
-            Protocol::Tcp { .. } => Box::pin(tcp::accept_loop(
-                core.clone(),
-                std::rc::Rc::from(name.as_str()),
-                listener,
-            )),
-        };
-    Some(AcceptLoop { name, bind, task })
+    }
 }
+
+/// A listener's serving loop, owned (not spawned) by the worker's main task.
+type TaskBox = std::pin::Pin<Box<dyn Future<Output = ()>>>;
 
 /// The worker's main task: accept on every listener until a graceful stop begins, then
 /// let in-flight connections finish until the grace deadline. On each tick it also picks

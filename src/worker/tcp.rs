@@ -54,6 +54,7 @@ async fn serve_connection(core: Core, name: Rc<str>, mut client: TcpStream, peer
     let _active = GaugeGuard::new(&stats.active_connections);
     let (pool, mode) = match listener.protocol {
         Protocol::Tcp { pool, relay } => (pool, relay),
+        Protocol::Udp { .. } => return, // never: UDP sockets have no accept loop
     };
     let timeouts = listener.timeouts;
     // Small writes (handshakes, RPCs) must not wait for Nagle's delayed-ACK dance.
