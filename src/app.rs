@@ -119,6 +119,7 @@ pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
             .collect();
         let spec = WorkerSpec {
             index,
+            workers,
             core: (!cores.is_empty()).then(|| cores[index % cores.len()]),
             listeners,
             new_listeners,

@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod log;
 pub mod metrics;
 pub mod proxy_protocol;
+pub mod rate_limit;
 pub mod sdnotify;
 pub mod signals;
 pub mod snapshot;

@@ -115,6 +115,21 @@ pub struct Listener {
     pub proxy_protocol: ProxyAccept,
     /// Most UDP flows one worker keeps; beyond it the least recently active goes.
     pub max_flows: usize,
+    /// Most client connections open at once; further ones wait in the accept backlog.
+    pub max_connections: Option<usize>,
+    /// Per-client-IP rate limit: over it, TCP connections are closed, UDP datagrams dropped.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A token bucket per client IP: `per_ip` tokens every `per`, holding at most `burst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Connections (TCP) or datagrams (UDP) allowed per `per`.
+    pub per_ip: u32,
+    /// The refill period (default 1s).
+    pub per: Duration,
+    /// Bucket size: how many may come at once (default `per_ip`).
+    pub burst: u32,
 }
 
 /// Default for `limits.max_flows`.
@@ -286,6 +301,8 @@ pub struct Backend {
     pub weight: u32,
     /// Used only while no primary backend of its pool is usable.
     pub backup: bool,
+    /// Most connections (or UDP flows) open to it at once; `None` is unlimited.
+    pub max_connections: Option<u32>,
 }
 
 /// One problem in a config file, with where it is.

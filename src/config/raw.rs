@@ -50,8 +50,10 @@ pub(super) struct RawListener {
     pub timeouts: Option<RawTimeouts>,
     /// `proxy_protocol: (accept: Any)`: read a PROXY protocol header from each client.
     pub proxy_protocol: Option<RawProxyProtocol>,
-    /// `limits: (max_flows: 100000)`.
+    /// `limits: (max_flows: 100000, max_connections: 10000)`.
     pub limits: Option<RawLimits>,
+    /// Per-client-IP rate limit.
+    pub rate_limit: Option<RawRateLimit>,
 }
 
 /// `limits: (max_flows: 100000)`.
@@ -59,6 +61,16 @@ pub(super) struct RawListener {
 #[serde(rename = "Limits", deny_unknown_fields)]
 pub(super) struct RawLimits {
     pub max_flows: Option<u64>,
+    pub max_connections: Option<u64>,
+}
+
+/// `rate_limit: (per_ip: 100, per: "1s", burst: 200)`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "RateLimit", deny_unknown_fields)]
+pub(super) struct RawRateLimit {
+    pub per_ip: u64,
+    pub per: Option<String>,
+    pub burst: Option<u64>,
 }
 
 /// `proxy_protocol: (accept: V1|V2|Any|None)`.
@@ -154,4 +166,6 @@ pub(super) struct RawBackend {
     pub weight: Option<u64>,
     /// Used only while no primary backend of the pool is usable.
     pub backup: Option<bool>,
+    /// Most connections (or UDP flows) open to this backend at once.
+    pub max_connections: Option<u64>,
 }

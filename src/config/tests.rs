@@ -84,6 +84,8 @@ fn issue_sample_parses_to_expected_values() {
             },
             proxy_protocol: ProxyAccept::None,
             max_flows: DEFAULT_MAX_FLOWS,
+            max_connections: None,
+            rate_limit: None,
         }],
         pools: vec![Pool {
             name: "pg".into(),
@@ -93,11 +95,13 @@ fn issue_sample_parses_to_expected_values() {
                     addr: addr("127.0.0.1:25432"),
                     weight: 3,
                     backup: false,
+                    max_connections: None,
                 },
                 Backend {
                     addr: addr("127.0.0.1:25433"),
                     weight: 1,
                     backup: false,
+                    max_connections: None,
                 },
             ],
             health: None,
@@ -235,6 +239,7 @@ fn default_config_file_parses() {
             addr: addr("127.0.0.1:8001"),
             weight: 1,
             backup: false,
+            max_connections: None,
         }]
     );
 }
@@ -852,4 +857,48 @@ fn udp_listeners_parse_with_their_own_defaults() {
         ],
         "{errors:?}"
     );
+}
+
+#[test]
+fn limits_and_rate_limits_parse_as_written() {
+    let text = r#"(listeners: [(name: "l", bind: "127.0.0.1:80", protocol: Tcp(pool: "p"),
+                     limits: (max_connections: 10000),
+                     rate_limit: (per_ip: 100, per: "1s", burst: 200))],
+        pools: [(name: "p", backends: [(addr: "10.0.0.1:80", max_connections: 500)])])"#;
+    let config = Config::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
+    let listener = &config.listeners[0];
+    assert_eq!(listener.max_connections, Some(10_000));
+    assert_eq!(
+        listener.rate_limit,
+        Some(RateLimit {
+            per_ip: 100,
+            per: Duration::from_secs(1),
+            burst: 200
+        })
+    );
+    assert_eq!(config.pools[0].backends[0].max_connections, Some(500));
+    // burst defaults to per_ip, per to one second.
+    let short = text.replace(r#", per: "1s", burst: 200"#, "");
+    let config = Config::parse(&short).unwrap();
+    assert_eq!(
+        config.listeners[0].rate_limit,
+        Some(RateLimit {
+            per_ip: 100,
+            per: Duration::from_secs(1),
+            burst: 100
+        })
+    );
+    let bad = text
+        .replace("max_connections: 10000", "max_connections: 0")
+        .replace("per_ip: 100", "per_ip: 0")
+        .replace("max_connections: 500", "max_connections: 0");
+    let errors = Config::parse(&bad).unwrap_err();
+    let paths: Vec<String> = errors.iter().map(|e| e.location.to_string()).collect();
+    for want in [
+        "listeners[0].limits.max_connections",
+        "listeners[0].rate_limit.per_ip",
+        "pools[0].backends[0].max_connections",
+    ] {
+        assert!(paths.iter().any(|p| p == want), "missing {want}: {paths:?}");
+    }
 }

@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use super::raw::{
     RawBackend, RawCheck, RawConfig, RawHealth, RawListener, RawPassive, RawPool, RawProtocol,
-    RawTimeouts, RawTuning,
+    RawRateLimit, RawTimeouts, RawTuning,
 };
 use super::{
     parse_duration, Backend, CheckKind, Config, ConfigError, HealthCheck, Listener, Location,
-    Passive, Pool, Protocol, ProxyAccept, RelayMode, Timeouts, Tuning, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_CONSECUTIVE_FAILURES, DEFAULT_EJECT_FOR, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_FLOWS,
-    DEFAULT_PANIC_THRESHOLD, DEFAULT_SHUTDOWN_GRACE, DEFAULT_UDP_IDLE_TIMEOUT, MAX_TIMEOUT,
-    MAX_WORKERS,
+    Passive, Pool, Protocol, ProxyAccept, RateLimit, RelayMode, Timeouts, Tuning,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONSECUTIVE_FAILURES, DEFAULT_EJECT_FOR, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_FLOWS, DEFAULT_PANIC_THRESHOLD, DEFAULT_SHUTDOWN_GRACE, DEFAULT_UDP_IDLE_TIMEOUT,
+    MAX_TIMEOUT, MAX_WORKERS,
 };
 
 /// Inclusive bounds for `tuning.pipe_bytes`: one page up to 16 MiB.
@@ -198,6 +198,21 @@ fn check_listener(
         1..=10_000_000,
         errors,
     );
+    let max_connections = match raw.limits.as_ref().and_then(|l| l.max_connections) {
+        None => Some(None),
+        Some(n) => check_range(
+            &format!("{path}.limits.max_connections"),
+            Some(n),
+            0,
+            1..=10_000_000,
+            errors,
+        )
+        .map(|n| Some(n as usize)),
+    };
+    let rate_limit = match &raw.rate_limit {
+        None => Some(None),
+        Some(r) => check_rate_limit(&format!("{path}.rate_limit"), r, errors).map(Some),
+    };
     if udp
         && !matches!(
             raw.proxy_protocol.as_ref().map(|p| p.accept),
@@ -219,6 +234,37 @@ fn check_listener(
             .as_ref()
             .map_or(ProxyAccept::None, |p| p.accept),
         max_flows: max_flows? as usize,
+        max_connections: max_connections?,
+        rate_limit: rate_limit?,
+    })
+}
+
+/// `rate_limit: (per_ip, per, burst)`: positive numbers, `burst` defaulting to `per_ip`.
+fn check_rate_limit(path: &str, raw: &RawRateLimit, errors: &mut Errors) -> Option<RateLimit> {
+    let per_ip = check_range(
+        &format!("{path}.per_ip"),
+        Some(raw.per_ip),
+        0,
+        1..=u64::from(u32::MAX),
+        errors,
+    );
+    let burst = check_range(
+        &format!("{path}.burst"),
+        raw.burst,
+        raw.per_ip.max(1),
+        1..=u64::from(u32::MAX),
+        errors,
+    );
+    let per = check_timeout(
+        &format!("{path}.per"),
+        raw.per.as_deref(),
+        Duration::from_secs(1),
+        errors,
+    );
+    Some(RateLimit {
+        per_ip: per_ip? as u32,
+        per: per?,
+        burst: burst? as u32,
     })
 }
 
@@ -409,6 +455,16 @@ fn check_backend(
         addr: addr?,
         weight: weight?,
         backup: raw.backup.unwrap_or(false),
+        max_connections: match raw.max_connections {
+            None => None,
+            Some(n) => Some(check_range(
+                &format!("{path}.max_connections"),
+                Some(n),
+                0,
+                1..=u64::from(u32::MAX),
+                errors,
+            )? as u32),
+        },
     })
 }
 

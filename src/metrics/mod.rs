@@ -51,6 +51,8 @@ pub struct ListenerStats {
     pub refused_total: AtomicU64,
     /// Client connections closed for a missing or malformed PROXY protocol header.
     pub proxy_protocol_rejected_total: AtomicU64,
+    /// Client connections closed (TCP) or datagrams dropped (UDP) over the rate limit.
+    pub rate_limited_total: AtomicU64,
 }
 
 /// Counters for one backend on one core. Written only by that core.

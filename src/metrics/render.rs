@@ -27,6 +27,7 @@ struct ListenerSums {
     bytes_out: u64,
     refused_total: u64,
     proxy_protocol_rejected_total: u64,
+    rate_limited_total: u64,
 }
 
 /// A backend's counters summed over cores.
@@ -96,6 +97,9 @@ impl<'a> Snapshot<'a> {
                 s.proxy_protocol_rejected_total = s
                     .proxy_protocol_rejected_total
                     .wrapping_add(stats.proxy_protocol_rejected_total.load(Ordering::Relaxed));
+                s.rate_limited_total = s
+                    .rate_limited_total
+                    .wrapping_add(stats.rate_limited_total.load(Ordering::Relaxed));
             }
         }
 
@@ -295,6 +299,20 @@ pub(super) fn prometheus(snap: &Snapshot<'_>) -> String {
             "ringway_proxy_protocol_rejected_total",
             &[("listener", name)],
             row.sums.proxy_protocol_rejected_total,
+        );
+    }
+    family(
+        &mut out,
+        "ringway_rate_limited_total",
+        "counter",
+        "Client connections closed or datagrams dropped over the per-IP rate limit.",
+    );
+    for (name, row) in listeners {
+        sample(
+            &mut out,
+            "ringway_rate_limited_total",
+            &[("listener", name)],
+            row.sums.rate_limited_total,
         );
     }
     family(

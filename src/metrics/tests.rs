@@ -840,6 +840,7 @@ fn prometheus_declares_every_family_once_with_the_right_type() {
         ("ringway_bytes_total", "counter"),
         ("ringway_refused_connections_total", "counter"),
         ("ringway_proxy_protocol_rejected_total", "counter"),
+        ("ringway_rate_limited_total", "counter"),
         ("ringway_connection_duration_seconds", "histogram"),
         ("ringway_request_duration_seconds", "histogram"),
         ("ringway_backend_up", "gauge"),
@@ -868,7 +869,7 @@ fn prometheus_declares_every_family_once_with_the_right_type() {
 fn prometheus_of_an_empty_registry_is_valid() {
     let reg = Registry::new();
     let exp = check_exposition(&reg.render_prometheus(&[]));
-    assert_eq!(exp.types.len(), 14);
+    assert_eq!(exp.types.len(), 15);
     assert_eq!(
         value_of(
             &exp,

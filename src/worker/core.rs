@@ -8,10 +8,12 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::config::RateLimit;
 use crate::control::{PassiveEvent, PassiveSender};
 use crate::health::Passive;
 use crate::lb::{BackendView, Balancer};
 use crate::metrics::{BackendStats, CoreHistograms, HistogramBatch, ListenerStats, Registry};
+use crate::rate_limit::RateLimiter;
 use crate::snapshot::{PoolState, SharedSnapshot, Snapshot};
 use crate::sys::Pipe;
 
@@ -29,6 +31,12 @@ struct CoreInner {
     registry: Arc<Registry>,
     /// Latency histograms recorded on this core, shipped to the control thread each second.
     histograms: RefCell<CoreHistograms>,
+    /// Worker count: per-core shares of listener, backend and rate limits divide by it.
+    workers: usize,
+    /// Accept loops paused at their connection limit, woken when a connection closes.
+    paused: RefCell<Vec<std::task::Waker>>,
+    /// Rate limiters by listener name, kept across view rebuilds while their settings hold.
+    limiters: RefCell<std::collections::HashMap<String, (RateLimit, SharedLimiter)>>,
     view: RefCell<Rc<CoreView>>,
     pipes: RefCell<Vec<Pipe>>,
     /// Client connections open on this core, for draining.
@@ -45,6 +53,10 @@ pub struct CoreView {
     pub listener_stats: Box<[Arc<ListenerStats>]>,
     /// This core's histogram slot for connection durations, per listener.
     pub duration_slots: Box<[usize]>,
+    /// This core's rate limiter per listener, if it has one.
+    pub rate_limiters: Box<[Option<SharedLimiter>]>,
+    /// This core's share of each listener's `max_connections` (`usize::MAX`: none).
+    pub connection_caps: Box<[usize]>,
 }
 
 /// One pool's balancer and this core's per-backend bookkeeping.
@@ -64,6 +76,30 @@ pub struct PoolRuntime {
     pub stats: Box<[Arc<BackendStats>]>,
     /// This core's histogram slot for upstream connect latency in this pool.
     pub connect_slot: usize,
+    /// This core's share of each backend's `max_connections` (`u32::MAX`: none).
+    pub caps: Box<[u32]>,
+}
+
+/// A listener's rate limiter on this core, shared by the views that use it.
+type SharedLimiter = Rc<RefCell<RateLimiter>>;
+
+/// Clients tracked per listener per core by a rate limiter (least recent evicted beyond).
+const RATE_LIMIT_CLIENTS: usize = 65_536;
+
+fn new_limiter(limit: RateLimit, workers: usize) -> SharedLimiter {
+    Rc::new(RefCell::new(RateLimiter::per_core(
+        limit.per_ip,
+        limit.per,
+        limit.burst,
+        workers,
+        RATE_LIMIT_CLIENTS,
+    )))
+}
+
+/// This core's share of a process-wide limit: the limit divided by the worker count,
+/// rounded down so the workers together never exceed it, but at least 1.
+fn share(limit: usize, workers: usize) -> usize {
+    (limit / workers.max(1)).max(1)
 }
 
 impl CoreView {
@@ -102,6 +138,14 @@ impl CoreView {
                     .map(|b| core.registry.backend(core.index, &pool.name, b.addr))
                     .collect();
                 let connect_slot = histograms.pool_slot(&pool.name);
+                let caps: Box<[u32]> = pool
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        b.max_connections
+                            .map_or(u32::MAX, |m| share(m as usize, core.workers) as u32)
+                    })
+                    .collect();
                 match same {
                     Some(old) => PoolRuntime {
                         balancer: RefCell::new(if old.weights == state.weights {
@@ -114,6 +158,7 @@ impl CoreView {
                         weights: state.weights.clone(),
                         stats,
                         connect_slot,
+                        caps: caps.clone(),
                     },
                     None => PoolRuntime {
                         balancer: RefCell::new(Balancer::new(pool.balance, &state.weights, seed)),
@@ -122,6 +167,7 @@ impl CoreView {
                         weights: state.weights.clone(),
                         stats,
                         connect_slot,
+                        caps: caps.clone(),
                     },
                 }
             })
@@ -135,11 +181,34 @@ impl CoreView {
             .iter()
             .map(|l| histograms.listener_slot(&l.name))
             .collect();
+        let rate_limiters = listeners
+            .iter()
+            .map(|l| {
+                let limit = l.rate_limit?;
+                let mut limiters = core.limiters.borrow_mut();
+                let entry = limiters
+                    .entry(l.name.clone())
+                    .or_insert_with(|| (limit, new_limiter(limit, core.workers)));
+                if entry.0 != limit {
+                    *entry = (limit, new_limiter(limit, core.workers));
+                }
+                Some(entry.1.clone())
+            })
+            .collect();
+        let connection_caps = listeners
+            .iter()
+            .map(|l| {
+                l.max_connections
+                    .map_or(usize::MAX, |m| share(m, core.workers))
+            })
+            .collect();
         CoreView {
             snapshot,
             pools,
             listener_stats,
             duration_slots,
+            rate_limiters,
+            connection_caps,
         }
     }
 
@@ -166,6 +235,7 @@ impl Core {
     /// Build the core-local state from the currently published snapshot.
     pub fn new(
         index: usize,
+        workers: usize,
         shared: Arc<SharedSnapshot>,
         passive: PassiveSender,
         registry: Arc<Registry>,
@@ -177,11 +247,16 @@ impl Core {
             passive,
             registry,
             histograms: RefCell::new(CoreHistograms::new()),
+            workers,
+            paused: RefCell::new(Vec::new()),
+            limiters: RefCell::new(std::collections::HashMap::new()),
             view: RefCell::new(Rc::new(CoreView {
                 snapshot: first.clone(),
                 pools: Box::new([]),
                 listener_stats: Box::new([]),
                 duration_slots: Box::new([]),
+                rate_limiters: Box::new([]),
+                connection_caps: Box::new([]),
             })),
             pipes: RefCell::new(Vec::new()),
             open: Cell::new(0),
@@ -239,6 +314,21 @@ impl Core {
         view.report(&self.0.passive, pool, backend, event);
     }
 
+    /// Wait until `gauge` (a listener's open connections on this core) is below `cap`.
+    /// Woken by connection closes on this core, so a paused accept loop costs nothing.
+    pub async fn below_cap(&self, gauge: &std::sync::atomic::AtomicI64, cap: usize) {
+        std::future::poll_fn(|cx| {
+            let open = gauge.load(std::sync::atomic::Ordering::Relaxed).max(0) as usize;
+            if open < cap {
+                std::task::Poll::Ready(())
+            } else {
+                self.0.paused.borrow_mut().push(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+
     /// Client connections currently open on this core.
     pub fn open_connections(&self) -> usize {
         self.0.open.get()
@@ -293,6 +383,10 @@ impl Drop for OpenGuard {
     fn drop(&mut self) {
         let open = &self.0 .0.open;
         open.set(open.get().saturating_sub(1));
+        // A closed connection may let a paused accept loop go on.
+        for waker in self.0 .0.paused.borrow_mut().drain(..) {
+            waker.wake();
+        }
     }
 }
 
@@ -305,6 +399,8 @@ pub struct AttemptView<'a> {
     pub active: &'a [Cell<u32>],
     /// Backends that already failed for this connection.
     pub tried: &'a Tried,
+    /// This core's share of each backend's connection limit.
+    pub caps: &'a [u32],
 }
 
 impl BackendView for AttemptView<'_> {
@@ -313,7 +409,8 @@ impl BackendView for AttemptView<'_> {
     }
 
     fn usable(&self, i: usize) -> bool {
-        self.state.usable[i] && !self.tried.contains(i)
+        // A backend at its connection limit is skipped like an unusable one.
+        self.state.usable[i] && !self.tried.contains(i) && self.active[i].get() < self.caps[i]
     }
 
     fn load(&self, i: usize) -> u32 {

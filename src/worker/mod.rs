@@ -58,6 +58,8 @@ impl Driver {
 pub struct WorkerSpec {
     /// Index of this worker (0-based), also used to seed its balancers.
     pub index: usize,
+    /// How many workers there are (limits are shared out per worker).
+    pub workers: usize,
     /// The CPU core to pin to, if pinning is possible.
     pub core: Option<core_affinity::CoreId>,
     /// This worker's own `SO_REUSEPORT` sockets, by listener name.
@@ -200,7 +202,13 @@ type TaskBox = std::pin::Pin<Box<dyn Future<Output = ()>>>;
 /// let in-flight connections finish until the grace deadline. On each tick it also picks
 /// up listeners added by a reload and closes the ones a reload removed.
 async fn serve(spec: WorkerSpec) {
-    let core = Core::new(spec.index, spec.shared, spec.passive, spec.registry);
+    let core = Core::new(
+        spec.index,
+        spec.workers,
+        spec.shared,
+        spec.passive,
+        spec.registry,
+    );
     let histograms = spec.histograms;
     let mut last_shipped = std::time::Instant::now();
     let mut loops: Vec<AcceptLoop> = spec

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monoio::net::{TcpListener, TcpStream};
@@ -14,6 +15,7 @@ use super::relay::{self, RelayOutcome};
 use crate::config::{Protocol, ProxyAccept, RelayMode, SendProxy};
 use crate::health::Passive;
 use crate::lb::hash_ip;
+use crate::metrics::ListenerStats;
 use crate::proxy_protocol::{self, Accept, Addresses, Version};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
@@ -24,9 +26,32 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 /// Accept connections on one listener forever, one task per connection.
 pub async fn accept_loop(core: Core, name: Rc<str>, listener: TcpListener) {
     loop {
+        let view = core.view();
+        let Some(index) = view.snapshot.listener_index(&name) else {
+            return; // removed by a reload; the worker drops this loop on its next tick
+        };
+        let stats = view.listener_stats[index].clone();
+        let cap = view.connection_caps[index];
+        drop(view);
+        // At the connection limit, stop accepting: new clients wait in the kernel's
+        // backlog (not refused) until a connection on this core closes.
+        if cap != usize::MAX {
+            core.below_cap(&stats.active_connections, cap).await;
+        }
         match listener.accept().await {
             Ok((stream, peer)) => {
-                monoio::spawn(serve_connection(core.clone(), name.clone(), stream, peer));
+                // Counted here, before the task runs, so the limit check above sees
+                // every accepted connection even if its task has not started yet.
+                // Relaxed: each counter has one writer (this core).
+                stats.connections_total.fetch_add(1, Ordering::Relaxed);
+                let active = OpenGauge::new(stats);
+                monoio::spawn(serve_connection(
+                    core.clone(),
+                    name.clone(),
+                    stream,
+                    peer,
+                    active,
+                ));
             }
             Err(e) => {
                 crate::log::warn(format_args!("worker {}: accept failed: {e}", core.index()));
@@ -36,10 +61,34 @@ pub async fn accept_loop(core: Core, name: Rc<str>, listener: TcpListener) {
     }
 }
 
+/// A listener's active-connection gauge, held by a connection from accept to close.
+struct OpenGauge(Arc<ListenerStats>);
+
+impl OpenGauge {
+    fn new(stats: Arc<ListenerStats>) -> OpenGauge {
+        stats.active_connections.fetch_add(1, Ordering::Relaxed);
+        OpenGauge(stats)
+    }
+}
+
+impl Drop for OpenGauge {
+    fn drop(&mut self) {
+        self.0.active_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Serve one client connection from connect to close. Every failure ends in closing the
 /// client; none of them may panic or stall the worker.
-async fn serve_connection(core: Core, name: Rc<str>, mut client: TcpStream, peer: SocketAddr) {
+async fn serve_connection(
+    core: Core,
+    name: Rc<str>,
+    mut client: TcpStream,
+    peer: SocketAddr,
+    active: OpenGauge,
+) {
+    // Dropped last (declared first): the gauge is down before paused accepts wake.
     let _open = core.connection_opened();
+    let active = active;
     let view = core.view();
     // Looked up by name: a reload may have reordered, changed or removed the listener
     // since this connection was accepted.
@@ -48,10 +97,7 @@ async fn serve_connection(core: Core, name: Rc<str>, mut client: TcpStream, peer
     };
     let listener = &view.snapshot.config.listeners[listener_index];
     let started = Instant::now();
-    let stats = &view.listener_stats[listener_index];
-    // Relaxed: each counter has one writer (this core); scrapes only need a recent value.
-    stats.connections_total.fetch_add(1, Ordering::Relaxed);
-    let _active = GaugeGuard::new(&stats.active_connections);
+    let stats: &ListenerStats = &active.0;
     let (pool, mode) = match listener.protocol {
         Protocol::Tcp { pool, relay } => (pool, relay),
         Protocol::Udp { .. } => return, // never: UDP sockets have no accept loop
@@ -98,6 +144,17 @@ async fn serve_connection(core: Core, name: Rc<str>, mut client: TcpStream, peer
                 ));
                 return;
             }
+        }
+    }
+
+    if let Some(limiter) = &view.rate_limiters[listener_index] {
+        if !limiter.borrow_mut().allow(source.ip(), Instant::now()) {
+            stats.rate_limited_total.fetch_add(1, Ordering::Relaxed);
+            crate::log::debug(format_args!(
+                "listener {}: {source} over its rate limit; closing",
+                listener.name
+            ));
+            return;
         }
     }
 
@@ -229,6 +286,7 @@ async fn connect_upstream<'v>(
             state: &view.snapshot.pools[pool],
             active: &runtime.active,
             tried: &tried,
+            caps: &runtime.caps,
         };
         let index = runtime.balancer.borrow_mut().pick(key, &attempt)?;
         tried.insert(index);

@@ -56,6 +56,12 @@ pub async fn serve(core: Core, name: Rc<str>, socket: UdpSocket) {
         };
         let now = Instant::now();
         let stats = &view.listener_stats[listener];
+        if let Some(limiter) = &view.rate_limiters[listener] {
+            if !limiter.borrow_mut().allow(client.ip(), now) {
+                stats.rate_limited_total.fetch_add(1, Ordering::Relaxed);
+                continue; // over the client's rate: the datagram is dropped
+            }
+        }
         let existing = flows.borrow_mut().touch(&client, now).cloned();
         let flow = match existing.filter(|f| !f.closed.get()) {
             Some(flow) => flow,
@@ -103,6 +109,7 @@ fn open_flow(
             state: &view.snapshot.pools[pool],
             active: &runtime.active,
             tried: &tried,
+            caps: &runtime.caps,
         };
         let backend = runtime.balancer.borrow_mut().pick(key, &attempt)?;
         tried.insert(backend);
