@@ -18,6 +18,7 @@ pub mod log;
 pub mod metrics;
 pub mod proxy_protocol;
 pub mod rate_limit;
+pub mod route;
 pub mod sdnotify;
 pub mod signals;
 pub mod snapshot;
