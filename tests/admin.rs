@@ -175,6 +175,18 @@ fn admin_routes_health_and_drain() {
     assert_eq!(http_request(admin, "GET", "/live").status, 200);
     assert_eq!(http_request(admin, "GET", "/ready").status, 200);
     assert_eq!(http_request(admin, "GET", "/nope").status, 404);
+    let head = http_request(admin, "HEAD", "/metrics");
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty(), "HEAD must not carry a body: {head:?}");
+    let length = head
+        .headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map(|(_, v)| v.clone());
+    assert!(
+        length.is_some_and(|l| l.parse::<usize>().unwrap_or(0) > 0),
+        "{head:?}"
+    );
     let wrong = http_request(admin, "GET", "/reload");
     assert_eq!(wrong.status, 405);
     assert!(

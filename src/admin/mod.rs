@@ -76,6 +76,8 @@ pub enum Parsed {
         routed: Routed,
         /// Length of the head in bytes (0 when the head was rejected before its end).
         head_len: usize,
+        /// The method was HEAD: answer with the headers only.
+        is_head: bool,
     },
 }
 
@@ -87,22 +89,32 @@ pub fn parse_and_route(buf: &[u8]) -> Parsed {
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => Parsed::Complete {
             routed: Routed::BadRequest("request head too large"),
             head_len: 0,
+            is_head: false,
         },
         Ok(httparse::Status::Partial) => Parsed::Partial,
         Err(_) => Parsed::Complete {
             routed: Routed::BadRequest("malformed request"),
             head_len: 0,
+            is_head: false,
+        },
+        // A head that arrived whole in one read is held to the same limit.
+        Ok(httparse::Status::Complete(head_len)) if head_len > MAX_HEAD_BYTES => Parsed::Complete {
+            routed: Routed::BadRequest("request head too large"),
+            head_len,
+            is_head: false,
         },
         Ok(httparse::Status::Complete(head_len)) => {
             let (Some(method), Some(target)) = (request.method, request.path) else {
                 return Parsed::Complete {
                     routed: Routed::BadRequest("malformed request"),
                     head_len,
+                    is_head: false,
                 };
             };
             Parsed::Complete {
                 routed: route(method, target),
                 head_len,
+                is_head: method == "HEAD",
             }
         }
     }
@@ -165,7 +177,11 @@ fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
+            // Exactly two hex digits: `u8::from_str_radix` alone would also take "+F".
             let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
@@ -221,8 +237,13 @@ mod tests {
     fn req(method: &str, target: &str) -> Routed {
         let raw = format!("{method} {target} HTTP/1.1\r\nHost: x\r\n\r\n");
         match parse_and_route(raw.as_bytes()) {
-            Parsed::Complete { routed, head_len } => {
+            Parsed::Complete {
+                routed,
+                head_len,
+                is_head,
+            } => {
                 assert_eq!(head_len, raw.len());
+                assert_eq!(is_head, *method == *"HEAD");
                 routed
             }
             Parsed::Partial => panic!("partial"),
@@ -300,6 +321,11 @@ mod tests {
                 "/backends/web/%zz/drain",
                 Routed::BadRequest("bad percent-encoding in path"),
             ),
+            (
+                "POST",
+                "/backends/w%+Fb/127.0.0.1:1/drain",
+                Routed::BadRequest("bad percent-encoding in path"),
+            ),
             ("GET", "/", Routed::NotFound),
             ("GET", "/metricsx", Routed::NotFound),
         ];
@@ -319,14 +345,27 @@ mod tests {
             parse_and_route(&huge.as_bytes()[..MAX_HEAD_BYTES]),
             Parsed::Complete {
                 routed: Routed::BadRequest("request head too large"),
-                head_len: 0
+                head_len: 0,
+                is_head: false
             }
         );
+        let whole = format!(
+            "GET /metrics HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
+            "p".repeat(MAX_HEAD_BYTES)
+        );
+        assert!(matches!(
+            parse_and_route(whole.as_bytes()),
+            Parsed::Complete {
+                routed: Routed::BadRequest("request head too large"),
+                ..
+            }
+        ));
         assert_eq!(
             parse_and_route(b"\x00\x01garbage\r\n\r\n"),
             Parsed::Complete {
                 routed: Routed::BadRequest("malformed request"),
-                head_len: 0
+                head_len: 0,
+                is_head: false
             }
         );
     }

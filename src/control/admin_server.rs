@@ -43,16 +43,23 @@ pub(super) async fn serve(listener: TcpListener, ctx: Rc<AdminContext>) {
 }
 
 async fn handle(mut stream: TcpStream, ctx: Rc<AdminContext>) {
-    let Ok(Some(routed)) = monoio::time::timeout(HEAD_TIMEOUT, read_request(&mut stream)).await
+    let Ok(Some((routed, is_head))) =
+        monoio::time::timeout(HEAD_TIMEOUT, read_request(&mut stream)).await
     else {
         return;
     };
-    let response = respond(routed, &ctx);
+    let mut response = respond(routed, &ctx);
+    if is_head {
+        // HEAD gets the same headers (Content-Length included) and no body.
+        if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+            response.truncate(end + 4);
+        }
+    }
     let _ = stream.write_all(response).await;
 }
 
 /// Read until a complete head is routed; `None` when the client went away.
-async fn read_request(stream: &mut TcpStream) -> Option<Routed> {
+async fn read_request(stream: &mut TcpStream) -> Option<(Routed, bool)> {
     let mut head = Vec::with_capacity(1024);
     loop {
         let buf = Vec::with_capacity(2048);
@@ -61,8 +68,11 @@ async fn read_request(stream: &mut TcpStream) -> Option<Routed> {
             Ok(0) | Err(_) => return None,
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
-        if let Parsed::Complete { routed, .. } = admin::parse_and_route(&head) {
-            return Some(routed);
+        if let Parsed::Complete {
+            routed, is_head, ..
+        } = admin::parse_and_route(&head)
+        {
+            return Some((routed, is_head));
         }
     }
 }
