@@ -121,7 +121,15 @@ pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
 /// The socket is non-blocking because monoio's epoll driver requires it and its io_uring
 /// driver accepts it.
 pub fn reuseport_tcp_listener(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = reuseport_socket(addr, Type::STREAM, Protocol::TCP)?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// A non-blocking socket bound to `addr` with `SO_REUSEADDR` and `SO_REUSEPORT` (and
+/// v6-only for IPv6, so `[::]` and `0.0.0.0` listeners can coexist).
+fn reuseport_socket(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), kind, Some(protocol))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     if addr.is_ipv6() {
@@ -129,22 +137,13 @@ pub fn reuseport_tcp_listener(addr: SocketAddr, backlog: i32) -> io::Result<std:
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
-    Ok(socket.into())
+    Ok(socket)
 }
 
 /// Bind a UDP socket with `SO_REUSEPORT`: each worker binds its own and the kernel
 /// hashes every client address to one of them, so a flow stays on one worker.
 pub fn reuseport_udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
+    Ok(reuseport_socket(addr, Type::DGRAM, Protocol::UDP)?.into())
 }
 
 /// A UDP socket connected to `backend`, for one flow: the kernel then drops datagrams

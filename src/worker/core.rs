@@ -212,6 +212,21 @@ impl CoreView {
         }
     }
 
+    /// Pick the next backend of `pool` for a client whose address hashes to `key`,
+    /// skipping unusable, full and already `tried` ones, and mark it tried.
+    pub fn pick(&self, pool: usize, key: u64, tried: &mut Tried) -> Option<usize> {
+        let runtime = &self.pools[pool];
+        let attempt = AttemptView {
+            state: &self.snapshot.pools[pool],
+            active: &runtime.active,
+            tried,
+            caps: &runtime.caps,
+        };
+        let index = runtime.balancer.borrow_mut().pick(key, &attempt)?;
+        tried.insert(index);
+        Some(index)
+    }
+
     /// Tell the control thread what a connection attempt to `backend` of `pool` showed.
     fn report(&self, passive: &PassiveSender, pool: usize, backend: usize, event: Passive) {
         let failing = &self.pools[pool].failing[backend];

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use monoio::net::{TcpListener, TcpStream};
 
-use super::core::{ActiveGuard, AttemptView, Core, CoreView, GaugeGuard, Tried};
+use super::core::{ActiveGuard, Core, CoreView, GaugeGuard, Tried};
 use super::relay::{self, RelayOutcome};
 use crate::config::{Protocol, ProxyAccept, RelayMode, SendProxy};
 use crate::health::Passive;
@@ -282,14 +282,7 @@ async fn connect_upstream<'v>(
     let key = hash_ip(peer.ip());
     let mut tried = Tried::default();
     loop {
-        let attempt = AttemptView {
-            state: &view.snapshot.pools[pool],
-            active: &runtime.active,
-            tried: &tried,
-            caps: &runtime.caps,
-        };
-        let index = runtime.balancer.borrow_mut().pick(key, &attempt)?;
-        tried.insert(index);
+        let index = view.pick(pool, key, &mut tried)?;
         let addr = backends[index].addr;
         // Count the attempt as load right away, so concurrent connections on this core
         // see it while the handshake is in flight (least-connections fairness).

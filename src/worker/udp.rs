@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use monoio::net::udp::UdpSocket;
 
-use super::core::{ActiveGuard, AttemptView, Core, CoreView, GaugeGuard, Tried};
+use super::core::{ActiveGuard, Core, CoreView, GaugeGuard, Tried};
 use crate::flow_table::FlowTable;
 use crate::health::Passive;
 use crate::lb::hash_ip;
@@ -105,14 +105,7 @@ fn open_flow(
     let key = hash_ip(client.ip());
     let mut tried = Tried::default();
     loop {
-        let attempt = AttemptView {
-            state: &view.snapshot.pools[pool],
-            active: &runtime.active,
-            tried: &tried,
-            caps: &runtime.caps,
-        };
-        let backend = runtime.balancer.borrow_mut().pick(key, &attempt)?;
-        tried.insert(backend);
+        let backend = view.pick(pool, key, &mut tried)?;
         let addr = view.snapshot.config.pools[pool].backends[backend].addr;
         let upstream = crate::sys::connected_udp_socket(addr).and_then(UdpSocket::from_std);
         let upstream = match upstream {
