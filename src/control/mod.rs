@@ -30,6 +30,9 @@ pub use reload::{bind_for_workers, BoundSocket, ListenerSockets, ReloadOutcome};
 /// How often the control loop drains its channels and advances time-based health state.
 const TICK: Duration = Duration::from_millis(20);
 
+/// How often the control thread drops metrics of objects no longer in use.
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
+
 /// Capacity of the passive-event channel; when full, events are dropped and counted.
 const PASSIVE_CAPACITY: usize = 4096;
 
@@ -288,9 +291,16 @@ async fn run(
             Err(e) => crate::log::error(format_args!("admin listener: {e}")),
         }
     }
+    let mut last_prune = Instant::now();
     loop {
         monoio::time::sleep(TICK).await;
         let now = Instant::now();
+        // Stats of listeners and backends that reloads removed disappear from /metrics
+        // once no worker view or connection holds them any more.
+        if now.duration_since(last_prune) >= PRUNE_EVERY {
+            last_prune = now;
+            registry.prune();
+        }
         for batch in spec.histograms.try_iter() {
             registry.merge(batch);
         }
