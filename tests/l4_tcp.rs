@@ -267,3 +267,20 @@ fn idle_connection_is_closed_after_idle_timeout() {
         );
     }
 }
+
+#[test]
+fn relays_over_ipv6_loopback() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("this machine has no IPv6 loopback; IPv6 relay not exercised");
+        return;
+    }
+    let echo = Backend::start_on("[::1]:0", Behaviour::Echo);
+    let config =
+        tcp_config(1, "Splice", "Maglev", &[(echo.addr, 1)], "").replace("127.0.0.1:0", "[::1]:0");
+    let proxy = Proxy::start(&config, &[]);
+    let addr = proxy.addr("l4");
+    assert!(addr.is_ipv6(), "{addr}");
+    let data = Arc::new(pattern(1 << 20, 5));
+    let got = send_and_receive_all(connect(addr), data.clone());
+    assert!(got == *data);
+}

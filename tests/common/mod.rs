@@ -240,9 +240,14 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Start a backend with `behaviour`.
+    /// Start a backend with `behaviour` on 127.0.0.1.
     pub fn start(behaviour: Behaviour) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        Backend::start_on("127.0.0.1:0", behaviour)
+    }
+
+    /// Start a backend with `behaviour` on `bind` (e.g. `"[::1]:0"`).
+    pub fn start_on(bind: &str, behaviour: Behaviour) -> Backend {
+        let listener = TcpListener::bind(bind).expect("bind backend");
         let addr = listener.local_addr().unwrap();
         let accepts = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
