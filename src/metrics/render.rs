@@ -519,8 +519,15 @@ pub(super) fn json(snap: &Snapshot<'_>) -> String {
         let _ = write!(
             out,
             ",\"connections_total\":{},\"active_connections\":{},\"bytes_in\":{},\
-             \"bytes_out\":{},\"refused_total\":{},\"connection_duration_seconds\":",
-            s.connections_total, s.active_connections, s.bytes_in, s.bytes_out, s.refused_total
+             \"bytes_out\":{},\"refused_total\":{},\"proxy_protocol_rejected_total\":{},\
+             \"rate_limited_total\":{},\"connection_duration_seconds\":",
+            s.connections_total,
+            s.active_connections,
+            s.bytes_in,
+            s.bytes_out,
+            s.refused_total,
+            s.proxy_protocol_rejected_total,
+            s.rate_limited_total
         );
         json_summary(&mut out, row.duration);
         out.push_str(",\"request_duration_seconds\":");

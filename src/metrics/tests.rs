@@ -1066,6 +1066,7 @@ fn stats_json_of_an_empty_registry_is_exact() {
         concat!(
             r#"{"listeners":[{"name":"w","connections_total":0,"active_connections":0,"#,
             r#""bytes_in":0,"bytes_out":0,"refused_total":0,"#,
+            r#""proxy_protocol_rejected_total":0,"rate_limited_total":0,"#,
             r#""connection_duration_seconds":{"count":0,"sum":0,"p50":null,"p90":null,"p99":null,"p999":null},"#,
             r#""request_duration_seconds":{"count":0,"sum":0,"p50":null,"p90":null,"p99":null,"p999":null}}],"#,
             r#""pools":[{"name":"p","upstream_connect_seconds":{"count":0,"sum":0,"p50":null,"p90":null,"p99":null,"p999":null},"#,
