@@ -298,3 +298,62 @@ fn two_thousand_round_trips_succeed_while_a_backend_dies() {
         a.accepts()
     );
 }
+
+/// Removing a listener while clients keep connecting to it must not disturb the worker:
+/// its accept loop ends, and every other listener keeps serving.
+#[test]
+fn removing_a_busy_listener_leaves_the_workers_serving() {
+    let echo = Backend::start(Behaviour::Echo);
+    let listeners = |with_busy: bool| {
+        let busy = if with_busy {
+            "(name: \"busy\", bind: \"127.0.0.1:0\", protocol: Tcp(pool: \"e\")),"
+        } else {
+            ""
+        };
+        format!(
+            "(workers: 2, listeners: [
+                (name: \"l4\", bind: \"127.0.0.1:0\", protocol: Tcp(pool: \"e\")), {busy}
+              ],
+              pools: [(name: \"e\", backends: [(addr: \"{}\")])])",
+            echo.addr
+        )
+    };
+    let proxy = Proxy::start(&listeners(true), &[]);
+    let (l4, busy) = (proxy.addr("l4"), proxy.addr("busy"));
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let hammer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut refused = false;
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match TcpStream::connect_timeout(&busy, Duration::from_millis(500)) {
+                    Ok(mut s) => {
+                        let _ = s.write_all(b"x");
+                    }
+                    Err(_) => refused = true,
+                }
+            }
+            refused
+        })
+    };
+    reload(&proxy, &listeners(false), "reload: ");
+    // Keep the hammer going a little past the reload, then check every worker still serves.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut served = 0;
+    while Instant::now() < deadline && served < 200 {
+        let mut s = connect(l4);
+        round_trip(&mut s, served);
+        served += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(
+        hammer.join().unwrap(),
+        "the removed listener kept accepting"
+    );
+    assert_eq!(served, 200);
+    assert!(
+        !proxy.drain_log().iter().any(|l| l.contains("panicked")),
+        "a worker panicked"
+    );
+}

@@ -248,10 +248,9 @@ async fn serve(spec: WorkerSpec) {
             }
             tick = Box::pin(monoio::time::sleep(POLL_INTERVAL));
         }
-        for accept in loops.iter_mut() {
-            // Accept loops never finish on their own.
-            let _ = accept.task.as_mut().poll(cx);
-        }
+        // A loop finishes when it finds its listener gone from a reloaded config; a
+        // finished future must never be polled again, so it leaves the set here.
+        loops.retain_mut(|accept| accept.task.as_mut().poll(cx).is_pending());
         std::task::Poll::Pending
     })
     .await;
