@@ -125,16 +125,12 @@ impl RequestHead {
 
     /// The field lines, in order.
     pub fn headers<'a>(&self, buf: &'a [u8]) -> Headers<'a> {
-        Headers {
-            lines: FieldLines::new(buf, self.headers_span),
-        }
+        Headers::new(buf, self.headers_span)
     }
 
     /// The value of the first field named `name` (case-insensitive).
     pub fn header<'a>(&self, buf: &'a [u8], name: &str) -> Option<&'a [u8]> {
-        self.headers(buf)
-            .find(|f| eq_ci(f.name, name.as_bytes()))
-            .map(|f| f.value)
+        self.headers(buf).first(name)
     }
 
     /// Where the body starts in the buffer (same as [`head_len`](Self::head_len)).

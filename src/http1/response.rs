@@ -3,7 +3,7 @@
 //! the status (RFC 9112 §6.3 rules 1 and 2).
 
 use super::request::strict_config;
-use super::syntax::{diagnose, eq_ci, scan_raw, FieldLines, FramingFields, Headers, TeOutcome};
+use super::syntax::{diagnose, scan_raw, FieldLines, FramingFields, Headers, TeOutcome};
 use super::{BodyFraming, HeadStatus, Limits, Method, ResponseError, Span, Why};
 
 /// A parsed, validated response head: offsets into the caller's buffer.
@@ -47,16 +47,12 @@ impl ResponseHead {
 
     /// The field lines, in order.
     pub fn headers<'a>(&self, buf: &'a [u8]) -> Headers<'a> {
-        Headers {
-            lines: FieldLines::new(buf, self.headers_span),
-        }
+        Headers::new(buf, self.headers_span)
     }
 
     /// The value of the first field named `name` (case-insensitive).
     pub fn header<'a>(&self, buf: &'a [u8], name: &str) -> Option<&'a [u8]> {
-        self.headers(buf)
-            .find(|f| eq_ci(f.name, name.as_bytes()))
-            .map(|f| f.value)
+        self.headers(buf).first(name)
     }
 
     /// Whether a Connection option of this response names `field` (hop-by-hop).

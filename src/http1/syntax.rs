@@ -213,6 +213,23 @@ pub struct Headers<'a> {
     pub(crate) lines: FieldLines<'a>,
 }
 
+impl<'a> Headers<'a> {
+    /// The field lines of the head whose header block is `span` in `buf`.
+    pub(crate) fn new(buf: &'a [u8], span: Span) -> Headers<'a> {
+        Headers {
+            lines: FieldLines::new(buf, span),
+        }
+    }
+
+    /// The value of the first field named `name` (case-insensitive).
+    pub fn first(self, name: &str) -> Option<&'a [u8]> {
+        let mut fields = self;
+        fields
+            .find(|f| eq_ci(f.name, name.as_bytes()))
+            .map(|f| f.value)
+    }
+}
+
 impl<'a> Iterator for Headers<'a> {
     type Item = HeaderField<'a>;
 

@@ -18,6 +18,18 @@ pub(super) struct Globals {
     pub(super) health_events_dropped: u64,
 }
 
+/// Add one core's counter to a sum. Wrapping, like the counters themselves: a counter
+/// that wrapped is still monotonic modulo 2^64, which is what rate() expects.
+fn add(sum: &mut u64, counter: &std::sync::atomic::AtomicU64) {
+    *sum = sum.wrapping_add(counter.load(Ordering::Relaxed));
+}
+
+/// Add one core's gauge to a sum. Wrapping so that a scrape racing with updates can never
+/// panic on overflow in a debug build.
+fn add_signed(sum: &mut i64, gauge: &std::sync::atomic::AtomicI64) {
+    *sum = sum.wrapping_add(gauge.load(Ordering::Relaxed));
+}
+
 /// A listener's counters summed over cores.
 #[derive(Default)]
 struct ListenerSums {
@@ -79,27 +91,16 @@ impl<'a> Snapshot<'a> {
         for (name, per_core) in &inner.listeners {
             let s = &mut listeners.entry(name.as_str()).or_default().sums;
             for stats in per_core.values() {
-                s.connections_total = s
-                    .connections_total
-                    .wrapping_add(stats.connections_total.load(Ordering::Relaxed));
-                s.active_connections = s
-                    .active_connections
-                    .wrapping_add(stats.active_connections.load(Ordering::Relaxed));
-                s.bytes_in = s
-                    .bytes_in
-                    .wrapping_add(stats.bytes_in.load(Ordering::Relaxed));
-                s.bytes_out = s
-                    .bytes_out
-                    .wrapping_add(stats.bytes_out.load(Ordering::Relaxed));
-                s.refused_total = s
-                    .refused_total
-                    .wrapping_add(stats.refused_total.load(Ordering::Relaxed));
-                s.proxy_protocol_rejected_total = s
-                    .proxy_protocol_rejected_total
-                    .wrapping_add(stats.proxy_protocol_rejected_total.load(Ordering::Relaxed));
-                s.rate_limited_total = s
-                    .rate_limited_total
-                    .wrapping_add(stats.rate_limited_total.load(Ordering::Relaxed));
+                add(&mut s.connections_total, &stats.connections_total);
+                add_signed(&mut s.active_connections, &stats.active_connections);
+                add(&mut s.bytes_in, &stats.bytes_in);
+                add(&mut s.bytes_out, &stats.bytes_out);
+                add(&mut s.refused_total, &stats.refused_total);
+                add(
+                    &mut s.proxy_protocol_rejected_total,
+                    &stats.proxy_protocol_rejected_total,
+                );
+                add(&mut s.rate_limited_total, &stats.rate_limited_total);
             }
         }
 
@@ -109,15 +110,9 @@ impl<'a> Snapshot<'a> {
             for (addr, per_core) in addrs {
                 let s = &mut row.backends.entry(*addr).or_default().sums;
                 for stats in per_core.values() {
-                    s.connections_total = s
-                        .connections_total
-                        .wrapping_add(stats.connections_total.load(Ordering::Relaxed));
-                    s.connect_failures_total = s
-                        .connect_failures_total
-                        .wrapping_add(stats.connect_failures_total.load(Ordering::Relaxed));
-                    s.active_connections = s
-                        .active_connections
-                        .wrapping_add(stats.active_connections.load(Ordering::Relaxed));
+                    add(&mut s.connections_total, &stats.connections_total);
+                    add(&mut s.connect_failures_total, &stats.connect_failures_total);
+                    add_signed(&mut s.active_connections, &stats.active_connections);
                 }
             }
         }

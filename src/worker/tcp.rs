@@ -113,8 +113,12 @@ async fn serve_connection(
     let mut early = Vec::new();
     if let Some(accept) = proxy_accept(listener.proxy_protocol) {
         let header = read_proxy_header(&mut client, accept);
-        match monoio::time::timeout(PROXY_HEADER_TIMEOUT, header).await {
-            Ok(Ok((addresses, rest))) => {
+        let outcome = match monoio::time::timeout(PROXY_HEADER_TIMEOUT, header).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!("no header within {PROXY_HEADER_TIMEOUT:?}")),
+        };
+        match outcome {
+            Ok((addresses, rest)) => {
                 if let Addresses::Tcp {
                     source: s,
                     destination: d,
@@ -124,22 +128,12 @@ async fn serve_connection(
                 }
                 early = rest;
             }
-            Ok(Err(why)) => {
+            Err(why) => {
                 stats
                     .proxy_protocol_rejected_total
                     .fetch_add(1, Ordering::Relaxed);
                 crate::log::warn(format_args!(
                     "listener {}: {peer}: PROXY protocol header rejected: {why}; closing",
-                    listener.name
-                ));
-                return;
-            }
-            Err(_) => {
-                stats
-                    .proxy_protocol_rejected_total
-                    .fetch_add(1, Ordering::Relaxed);
-                crate::log::warn(format_args!(
-                    "listener {}: {peer}: no PROXY protocol header within {PROXY_HEADER_TIMEOUT:?}; closing",
                     listener.name
                 ));
                 return;
