@@ -1,16 +1,16 @@
 //! Metrics that cost the data path nothing but uncontended atomic adds.
 //!
 //! * **Counters and gauges** live in per-core, per-object structs ([`ListenerStats`],
-//!   [`BackendStats`]) whose atomics exactly one core writes (`Relaxed` `fetch_add`, never
-//!   contended, never sharing a written cache line with another core's object). The control
-//!   thread reads and sums them over cores when scraped.
+//!   [`BackendStats`], [`RouteStats`]) whose atomics exactly one core writes (`Relaxed`
+//!   `fetch_add`, never contended, never sharing a written cache line with another core's
+//!   object). The control thread reads and sums them over cores when scraped.
 //! * **Histograms** are recorded core-locally with plain `&mut` ([`CoreHistograms`]) and
 //!   shipped to the control thread about once a second as a [`HistogramBatch`], where
 //!   [`Registry::merge`] folds them in.
-//! * **Registration** ([`Registry::listener`], [`Registry::backend`]) happens when a worker
-//!   builds its view of the config, never per connection, so it may take the registry's
-//!   mutex. The same name on the same core yields the same `Arc`, which is what keeps
-//!   counters monotonic across config reloads.
+//! * **Registration** ([`Registry::listener`], [`Registry::backend`], [`Registry::route`])
+//!   happens when a worker builds its view of the config, never per connection or request,
+//!   so it may take the registry's mutex. The same name on the same core yields the same
+//!   `Arc`, which is what keeps counters monotonic across config reloads.
 //!
 //! The control thread renders everything as Prometheus text ([`Registry::render_prometheus`])
 //! or JSON ([`Registry::render_stats_json`]).
@@ -69,6 +69,90 @@ pub struct BackendStats {
     pub active_connections: AtomicI64,
 }
 
+/// Lowest HTTP status code [`RouteStats`] counts individually.
+const FIRST_STATUS: u16 = 100;
+/// Highest HTTP status code [`RouteStats`] counts individually.
+const LAST_STATUS: u16 = 599;
+/// Counters indexed by `status - FIRST_STATUS`, plus one for codes outside the range.
+const STATUS_SLOTS: usize = (LAST_STATUS - FIRST_STATUS + 1) as usize;
+/// Index of the counter for status codes outside `100..=599`.
+const OTHER_STATUS: usize = STATUS_SLOTS;
+
+/// Counters of HTTP responses sent for one route of one listener on one core, by status
+/// code. Written only by that core.
+///
+/// One counter per code in `100..=599`, so counting is a single indexed `fetch_add` with
+/// no lookup or branch on which codes are "interesting" (501 counters, 4 KiB per route per
+/// core, which is cheap next to a connection's buffers). A status outside `100..=599`,
+/// which the proxy itself never produces but a misbehaving backend could send, is counted
+/// in one separate counter exported as `code="other"`: folding it into a real code such as
+/// 500 or 599 would report a response that never had that status.
+///
+/// Aligned like [`ListenerStats`], for the same reason.
+#[repr(align(128))]
+pub struct RouteStats {
+    /// `by_status[s - 100]` counts status `s`; `by_status[OTHER_STATUS]` everything else.
+    by_status: [AtomicU64; STATUS_SLOTS + 1],
+}
+
+impl Default for RouteStats {
+    fn default() -> Self {
+        RouteStats {
+            by_status: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl std::fmt::Debug for RouteStats {
+    /// Only the non-zero counters: 501 mostly-zero fields would bury them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        for (index, counter) in self.by_status.iter().enumerate() {
+            let n = counter.load(Ordering::Relaxed);
+            if n != 0 {
+                match status_of_index(index) {
+                    Some(status) => map.entry(&status, &n),
+                    None => map.entry(&"other", &n),
+                };
+            }
+        }
+        map.finish()
+    }
+}
+
+/// The counter index for `status`: its offset from 100, or [`OTHER_STATUS`].
+#[inline]
+fn status_index(status: u16) -> usize {
+    if (FIRST_STATUS..=LAST_STATUS).contains(&status) {
+        usize::from(status - FIRST_STATUS)
+    } else {
+        OTHER_STATUS
+    }
+}
+
+/// The status code a counter index stands for; `None` for the `other` counter.
+fn status_of_index(index: usize) -> Option<u16> {
+    u16::try_from(index)
+        .ok()
+        .filter(|&i| usize::from(i) < STATUS_SLOTS)
+        .map(|i| i + FIRST_STATUS)
+}
+
+impl RouteStats {
+    /// Count one response with `status`. Codes outside `100..=599` are counted together
+    /// under `code="other"`.
+    #[inline]
+    pub fn count(&self, status: u16) {
+        self.by_status[status_index(status)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Responses counted with `status` on this core (tests). For a code outside
+    /// `100..=599` this is the shared `other` count.
+    pub fn get(&self, status: u16) -> u64 {
+        self.by_status[status_index(status)].load(Ordering::Relaxed)
+    }
+}
+
 /// What the control thread currently knows about one backend, passed in at render time
 /// (health state is owned by the control thread, not by the registry).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +178,8 @@ struct Inner {
     listeners: BTreeMap<String, PerCore<ListenerStats>>,
     /// pool -> backend address -> core -> stats.
     backends: BTreeMap<String, BTreeMap<SocketAddr, PerCore<BackendStats>>>,
+    /// listener -> route label -> core -> stats.
+    routes: BTreeMap<String, BTreeMap<String, PerCore<RouteStats>>>,
     histograms: BTreeMap<(HistogramKind, String), Merged>,
 }
 
@@ -159,6 +245,33 @@ impl Registry {
         stats
     }
 
+    /// Get or create the HTTP response counters for (core, listener name, route label).
+    /// `route` is the route's name, or `"none"` for requests that matched no route (the
+    /// caller passes the label). Repeated calls return the same `Arc`, so counters survive
+    /// config reloads that keep both names.
+    ///
+    /// Call when building a view, not per request: it takes the registry's mutex.
+    pub fn route(&self, core: usize, listener: &str, route: &str) -> Arc<RouteStats> {
+        let mut inner = self.lock();
+        if let Some(stats) = inner
+            .routes
+            .get(listener)
+            .and_then(|m| m.get(route))
+            .and_then(|m| m.get(&core))
+        {
+            return Arc::clone(stats);
+        }
+        let stats = Arc::new(RouteStats::default());
+        inner
+            .routes
+            .entry(listener.to_owned())
+            .or_default()
+            .entry(route.to_owned())
+            .or_default()
+            .insert(core, Arc::clone(&stats));
+        stats
+    }
+
     /// Merge a worker's histogram batch (called by the control thread). Merged histograms
     /// accumulate for the life of the process, as Prometheus histograms must.
     pub fn merge(&self, batch: HistogramBatch) {
@@ -194,7 +307,14 @@ impl Registry {
 
     /// Forget stats objects no worker holds any more (every core's `Arc` for the name is
     /// only referenced by the registry), and merged histograms whose listener or pool has
-    /// no stats left. Returns how many listener and backend entries were removed.
+    /// no stats left. Returns how many listener, backend and (listener, route) entries
+    /// were removed.
+    ///
+    /// Route counters go by the same rule as the rest, which covers both a route removed
+    /// from a listener and a removed listener: its workers drop the listener's route
+    /// counters together with its other stats. Route counters still held (say by a
+    /// connection still being served under the old config) are kept even if their listener
+    /// was already pruned, so that nothing they count is lost and they stay monotonic.
     ///
     /// Without this, names removed by reloads would be exported forever. The control
     /// thread should call it after every worker has switched to a new view; a name that
@@ -223,11 +343,21 @@ impl Registry {
             });
         }
         inner.backends.retain(|_, addrs| !addrs.is_empty());
-        let (listeners, backends) = (&inner.listeners, &inner.backends);
+        for routes in inner.routes.values_mut() {
+            routes.retain(|_, per_core| {
+                let keep = !unused(per_core);
+                removed += usize::from(!keep);
+                keep
+            });
+        }
+        inner.routes.retain(|_, routes| !routes.is_empty());
+        let (listeners, backends, routes) = (&inner.listeners, &inner.backends, &inner.routes);
         inner.histograms.retain(|(kind, name), _| match kind {
             HistogramKind::UpstreamConnect => backends.contains_key(name),
+            // A listener still rendered because of its route counters keeps its
+            // histograms too, rather than having them restart from zero under it.
             HistogramKind::ConnectionDuration | HistogramKind::RequestDuration => {
-                listeners.contains_key(name)
+                listeners.contains_key(name) || routes.contains_key(name)
             }
         });
         removed

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
 use super::histograms::{write_seconds, HistogramKind, Merged, BUCKETS};
-use super::{BackendStatus, Inner};
+use super::{status_of_index, BackendStatus, Inner, STATUS_SLOTS};
 
 /// Registry-wide counters that live outside the mutex.
 pub(super) struct Globals {
@@ -50,11 +50,22 @@ struct BackendSums {
     active_connections: i64,
 }
 
+/// A route's response counts summed over cores: (counter index, count) for the non-zero
+/// counters only, in index order, which is ascending status code with `other` last.
+type RouteSums = Vec<(usize, u64)>;
+
 #[derive(Default)]
 struct ListenerRow<'a> {
     sums: ListenerSums,
     duration: Option<&'a Merged>,
     request: Option<&'a Merged>,
+    /// Route label -> response counts, for every route registered on the listener.
+    requests: BTreeMap<&'a str, RouteSums>,
+}
+
+/// The `code` label (and `/stats` key) of a counter index: the status code, or `other`.
+fn code_label(index: usize) -> String {
+    status_of_index(index).map_or_else(|| "other".to_owned(), |status| status.to_string())
 }
 
 #[derive(Default)]
@@ -101,6 +112,25 @@ impl<'a> Snapshot<'a> {
                     &stats.proxy_protocol_rejected_total,
                 );
                 add(&mut s.rate_limited_total, &stats.rate_limited_total);
+            }
+        }
+
+        for (listener, routes) in &inner.routes {
+            let row = listeners.entry(listener.as_str()).or_default();
+            for (route, per_core) in routes {
+                let mut sums = [0u64; STATUS_SLOTS + 1];
+                for stats in per_core.values() {
+                    for (sum, counter) in sums.iter_mut().zip(&stats.by_status) {
+                        add(sum, counter);
+                    }
+                }
+                let nonzero = sums
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &n)| n != 0)
+                    .map(|(index, &n)| (index, n))
+                    .collect();
+                row.requests.insert(route.as_str(), nonzero);
             }
         }
 
@@ -342,6 +372,31 @@ pub(super) fn prometheus(snap: &Snapshot<'_>) -> String {
             );
         }
     }
+    family(
+        &mut out,
+        "ringway_http_requests_total",
+        "counter",
+        "HTTP responses sent, by listener, route (none: no route matched) and status code.",
+    );
+    // Only non-zero counts: 501 possible codes per route would otherwise flood the
+    // scrape with series that never move. A series appearing at its first response is
+    // what Prometheus expects of labelled counters.
+    for (name, row) in listeners {
+        for (route, codes) in &row.requests {
+            for &(index, n) in codes {
+                sample(
+                    &mut out,
+                    "ringway_http_requests_total",
+                    &[
+                        ("listener", name),
+                        ("route", route),
+                        ("code", &code_label(index)),
+                    ],
+                    n,
+                );
+            }
+        }
+    }
 
     family(
         &mut out,
@@ -527,7 +582,26 @@ pub(super) fn json(snap: &Snapshot<'_>) -> String {
         json_summary(&mut out, row.duration);
         out.push_str(",\"request_duration_seconds\":");
         json_summary(&mut out, row.request);
-        out.push('}');
+        // Every registered route, even with nothing counted yet (`{}`), so that the
+        // object shows which routes exist; codes only where the count is non-zero, as in
+        // the Prometheus output.
+        out.push_str(",\"requests\":{");
+        for (j, (route, codes)) in row.requests.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            json_string(&mut out, route);
+            out.push_str(":{");
+            for (k, &(index, n)) in codes.iter().enumerate() {
+                if k > 0 {
+                    out.push(',');
+                }
+                json_string(&mut out, &code_label(index));
+                let _ = write!(out, ":{n}");
+            }
+            out.push('}');
+        }
+        out.push_str("}}");
     }
     out.push_str("],\"pools\":[");
     for (i, (name, row)) in snap.pools.iter().enumerate() {

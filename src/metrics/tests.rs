@@ -843,6 +843,7 @@ fn prometheus_declares_every_family_once_with_the_right_type() {
         ("ringway_rate_limited_total", "counter"),
         ("ringway_connection_duration_seconds", "histogram"),
         ("ringway_request_duration_seconds", "histogram"),
+        ("ringway_http_requests_total", "counter"),
         ("ringway_backend_up", "gauge"),
         ("ringway_backend_connections_total", "counter"),
         ("ringway_backend_connect_failures_total", "counter"),
@@ -869,7 +870,7 @@ fn prometheus_declares_every_family_once_with_the_right_type() {
 fn prometheus_of_an_empty_registry_is_valid() {
     let reg = Registry::new();
     let exp = check_exposition(&reg.render_prometheus(&[]));
-    assert_eq!(exp.types.len(), 15);
+    assert_eq!(exp.types.len(), 16);
     assert_eq!(
         value_of(
             &exp,
@@ -1068,7 +1069,8 @@ fn stats_json_of_an_empty_registry_is_exact() {
             r#""bytes_in":0,"bytes_out":0,"refused_total":0,"#,
             r#""proxy_protocol_rejected_total":0,"rate_limited_total":0,"#,
             r#""connection_duration_seconds":{"count":0,"sum":0,"p50":null,"p90":null,"p99":null,"p999":null},"#,
-            r#""request_duration_seconds":{"count":0,"sum":0,"p50":null,"p90":null,"p99":null,"p999":null}}],"#,
+            r#""request_duration_seconds":{"count":0,"sum":0,"p50":null,"p90":null,"p99":null,"p999":null},"#,
+            r#""requests":{}}],"#,
             r#""pools":[{"name":"p","upstream_connect_seconds":{"count":0,"sum":0,"p50":null,"p90":null,"p99":null,"p999":null},"#,
             r#""backends":[{"addr":"1.2.3.4:5","state":"ejected","weight":0,"connections_total":0,"connect_failures_total":0,"active_connections":0}]}],"#,
             r#""config_reloads":{"success":0,"failure":0},"health_events_dropped":0}"#
@@ -1100,4 +1102,356 @@ fn stats_json_escapes_names() {
     want.sort();
     assert_eq!(got, want);
     assert!(text.contains(r#""ctl\u0001\u001f""#));
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP requests by listener, route and status code
+// ---------------------------------------------------------------------------------------
+
+/// The `ringway_http_requests_total` samples of an exposition, in output order.
+fn http_request_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.starts_with("ringway_http_requests_total{"))
+        .collect()
+}
+
+/// The fields of a JSON object, in order.
+fn fields(j: &Json) -> &[(String, Json)] {
+    match j {
+        Json::Obj(f) => f,
+        other => panic!("not an object: {other:?}"),
+    }
+}
+
+#[test]
+fn route_registration_returns_the_same_arc_per_core_listener_and_route() {
+    let reg = Registry::new();
+    let a = reg.route(0, "web", "api");
+    assert!(Arc::ptr_eq(&a, &reg.route(0, "web", "api")));
+    assert!(!Arc::ptr_eq(&a, &reg.route(1, "web", "api")));
+    assert!(!Arc::ptr_eq(&a, &reg.route(0, "admin", "api")));
+    assert!(!Arc::ptr_eq(&a, &reg.route(0, "web", "none")));
+    // A route named like its listener, or like another listener's route, is its own key.
+    assert!(!Arc::ptr_eq(&a, &reg.route(0, "api", "web")));
+
+    // Counting through one handle shows through a re-registration (a reload).
+    a.count(200);
+    a.count(200);
+    a.count(404);
+    let again = reg.route(0, "web", "api");
+    assert_eq!((again.get(200), again.get(404), again.get(500)), (2, 1, 0));
+
+    // Both ends of the range have their own counters; everything outside shares `other`.
+    for status in [100, 599] {
+        a.count(status);
+        assert_eq!(a.get(status), 1, "{status}");
+    }
+    for status in [0, 99, 600, 1000, u16::MAX] {
+        a.count(status);
+    }
+    assert_eq!(a.get(0), 5);
+    assert_eq!(a.get(u16::MAX), 5);
+    assert_eq!(a.get(101), 0);
+    assert_eq!(a.get(598), 0);
+    assert_eq!(
+        format!("{a:?}"),
+        r#"{100: 1, 200: 2, 404: 1, 599: 1, "other": 5}"#
+    );
+
+    // Two cores' objects never share a cache line.
+    assert!(std::mem::align_of::<RouteStats>() >= 128);
+    let b = reg.route(1, "web", "api");
+    assert!((Arc::as_ptr(&a) as usize).abs_diff(Arc::as_ptr(&b) as usize) >= 128);
+}
+
+#[test]
+fn http_requests_sum_cores_and_render_non_zero_rows_in_order() {
+    let reg = Registry::new();
+    // Registered in an order unlike the rendered one, to show the output is sorted.
+    let web_static = reg.route(0, "web", "static");
+    let web_none = reg.route(1, "web", "none");
+    let web_api = [reg.route(1, "web", "api"), reg.route(0, "web", "api")];
+    let admin = reg.route(0, "admin", "api");
+    for _ in 0..3 {
+        web_api[1].count(200);
+    }
+    web_api[1].count(404);
+    web_api[0].count(503);
+    web_api[0].count(200);
+    web_api[0].count(200);
+    web_none.count(404);
+    web_none.count(404);
+    for status in [599, 100, 99, 600, 0] {
+        admin.count(status);
+    }
+
+    let text = reg.render_prometheus(&[]);
+    let exp = check_exposition(&text);
+    assert_eq!(
+        exp.types.get("ringway_http_requests_total"),
+        Some(&("counter".to_string(), 1))
+    );
+    assert_eq!(
+        http_request_lines(&text),
+        [
+            r#"ringway_http_requests_total{listener="admin",route="api",code="100"} 1"#,
+            r#"ringway_http_requests_total{listener="admin",route="api",code="599"} 1"#,
+            r#"ringway_http_requests_total{listener="admin",route="api",code="other"} 3"#,
+            r#"ringway_http_requests_total{listener="web",route="api",code="200"} 5"#,
+            r#"ringway_http_requests_total{listener="web",route="api",code="404"} 1"#,
+            r#"ringway_http_requests_total{listener="web",route="api",code="503"} 1"#,
+            r#"ringway_http_requests_total{listener="web",route="none",code="404"} 2"#,
+        ],
+        "{text}"
+    );
+    // `static` is registered but served nothing: no series for it.
+    assert!(!text.contains("route=\"static\""), "{text}");
+    // Its series appears with its first response.
+    web_static.count(304);
+    assert!(reg.render_prometheus(&[]).contains(
+        "ringway_http_requests_total{listener=\"web\",route=\"static\",code=\"304\"} 1\n"
+    ));
+}
+
+#[test]
+fn http_requests_without_responses_render_no_rows() {
+    let reg = Registry::new();
+    let _held = [reg.route(0, "web", "api"), reg.route(1, "web", "none")];
+    let text = reg.render_prometheus(&[]);
+    let exp = check_exposition(&text);
+    // Announced, with no samples; the listener itself is still exported.
+    assert!(exp.types.contains_key("ringway_http_requests_total"));
+    assert!(http_request_lines(&text).is_empty(), "{text}");
+    assert_eq!(
+        value_of(&exp, "ringway_connections_total", &[("listener", "web")]).as_deref(),
+        Some("0")
+    );
+}
+
+#[test]
+fn http_requests_escape_route_labels() {
+    let reg = Registry::new();
+    let routes = ["quo\"te", "back\\slash", "both\\\"", "new\nline"];
+    let held: Vec<_> = routes.iter().map(|r| reg.route(0, "we\"b", r)).collect();
+    for stats in &held {
+        stats.count(200);
+    }
+    let text = reg.render_prometheus(&[]);
+    for escaped in [
+        r#"route="quo\"te""#,
+        r#"route="back\\slash""#,
+        r#"route="both\\\"""#,
+        r#"route="new\nline""#,
+    ] {
+        let line =
+            format!(r#"ringway_http_requests_total{{listener="we\"b",{escaped},code="200"}} 1"#);
+        assert!(
+            text.contains(&format!("{line}\n")),
+            "{line} missing:\n{text}"
+        );
+    }
+    let exp = check_exposition(&text);
+    for route in routes {
+        assert_eq!(
+            value_of(
+                &exp,
+                "ringway_http_requests_total",
+                &[("listener", "we\"b"), ("route", route), ("code", "200")]
+            )
+            .as_deref(),
+            Some("1"),
+            "{route:?}"
+        );
+    }
+    // The same names survive the JSON escaping.
+    let json = parse_json(&reg.render_stats_json(&[]));
+    let requests = json.get("listeners").find("name", "we\"b").get("requests");
+    let mut want = routes.to_vec();
+    want.sort();
+    let got: Vec<&str> = fields(requests).iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn stats_json_has_requests_per_listener_route_and_code() {
+    let reg = two_core_registry();
+    let api = [reg.route(0, "web", "api"), reg.route(1, "web", "api")];
+    let _idle = reg.route(1, "web", "idle");
+    let none = reg.route(0, "web", "none");
+    api[0].count(200);
+    api[1].count(200);
+    api[1].count(502);
+    none.count(404);
+    none.count(1000);
+
+    let text = reg.render_stats_json(&[]);
+    // The key sits after the existing ones, which are unchanged.
+    assert!(
+        text.contains(concat!(
+            r#""requests":{"api":{"200":2,"502":1},"idle":{},"#,
+            r#""none":{"404":1,"other":1}}}"#
+        )),
+        "{text}"
+    );
+    let json = parse_json(&text);
+    let web = json.get("listeners").find("name", "web");
+    assert_eq!(web.get("connections_total").num(), 30.0);
+    let keys: Vec<&str> = fields(web).iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "name",
+            "connections_total",
+            "active_connections",
+            "bytes_in",
+            "bytes_out",
+            "refused_total",
+            "proxy_protocol_rejected_total",
+            "rate_limited_total",
+            "connection_duration_seconds",
+            "request_duration_seconds",
+            "requests",
+        ]
+    );
+    let requests = web.get("requests");
+    assert_eq!(requests.get("api").get("200").num(), 2.0);
+    assert_eq!(requests.get("api").get("502").num(), 1.0);
+    assert!(fields(requests.get("idle")).is_empty());
+    assert_eq!(requests.get("none").get("other").num(), 1.0);
+    // A listener with a route only (no listener stats registered) still gets a row.
+    let _lone = reg.route(0, "solo", "r");
+    let json = parse_json(&reg.render_stats_json(&[]));
+    let solo = json.get("listeners").find("name", "solo");
+    assert_eq!(solo.get("connections_total").num(), 0.0);
+    assert!(fields(solo.get("requests").get("r")).is_empty());
+}
+
+#[test]
+fn prune_forgets_routes_of_removed_listeners_and_removed_routes() {
+    let reg = Registry::new();
+    let web = reg.listener(0, "web");
+    let web_api = reg.route(0, "web", "api");
+    let removed = reg.route(0, "web", "removed");
+    let old = reg.listener(0, "old");
+    let old_api = [reg.route(0, "old", "api"), reg.route(1, "old", "api")];
+    web_api.count(200);
+    removed.count(500);
+    old_api[1].count(201);
+    let mut h = CoreHistograms::new();
+    for name in ["web", "old"] {
+        let slot = h.request_slot(name);
+        h.record_request(slot, 1000);
+    }
+    reg.merge(h.take());
+    // A reload removes listener "old" and route "removed"; workers drop their views.
+    drop((removed, old, old_api));
+
+    // Listener "old", route "old"/"api" (both cores) and route "web"/"removed".
+    assert_eq!(reg.prune(), 3);
+    let text = reg.render_prometheus(&[]);
+    check_exposition(&text);
+    assert_eq!(
+        http_request_lines(&text),
+        [r#"ringway_http_requests_total{listener="web",route="api",code="200"} 1"#],
+        "{text}"
+    );
+    assert!(!text.contains("\"old\""), "{text}");
+    assert!(!text.contains("removed"), "{text}");
+    assert!(text.contains("ringway_request_duration_seconds_count{listener=\"web\"} 1"));
+    let json = parse_json(&reg.render_stats_json(&[]));
+    let listeners = json.get("listeners").arr();
+    assert_eq!(listeners.len(), 1);
+    let routes: Vec<&str> = fields(listeners[0].get("requests"))
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(routes, ["api"]);
+    assert_eq!(reg.prune(), 0);
+
+    // Route counters a worker still holds outlive their listener's own stats (a
+    // connection still served under the old config keeps counting), and go with the
+    // next prune once released.
+    let gone = reg.listener(1, "gone");
+    let lingering = reg.route(1, "gone", "api");
+    drop(gone);
+    assert_eq!(reg.prune(), 1);
+    lingering.count(200);
+    assert!(reg
+        .render_prometheus(&[])
+        .contains("ringway_http_requests_total{listener=\"gone\",route=\"api\",code=\"200\"} 1\n"));
+    drop(lingering);
+    assert_eq!(reg.prune(), 1);
+    assert!(!reg.render_prometheus(&[]).contains("\"gone\""));
+    drop((web, web_api));
+}
+
+#[test]
+fn request_duration_histogram_renders_buckets_and_quantiles() {
+    let reg = Registry::new();
+    let _web = reg.listener(0, "web");
+    // 1..=1000 ms, split over two cores' batches.
+    for range in [1..=400u64, 401..=1000] {
+        let mut h = CoreHistograms::new();
+        let slot = h.request_slot("web");
+        for ms in range {
+            h.record_request(slot, ms * 1000);
+        }
+        reg.merge(h.take());
+    }
+    let text = reg.render_prometheus(&[]);
+    let exp = check_exposition(&text);
+    let web = [("listener", "web")];
+    assert_eq!(
+        value_of(&exp, "ringway_request_duration_seconds_count", &web).as_deref(),
+        Some("1000")
+    );
+    assert_eq!(
+        value_of(&exp, "ringway_request_duration_seconds_sum", &web).as_deref(),
+        Some("500.5")
+    );
+    // Cumulative counts per `le` bound: the values are whole milliseconds and each bound
+    // is one of them, so each bucket holds exactly the values up to it.
+    let want: [(&str, &str); 17] = [
+        ("0.0001", "0"),
+        ("0.00025", "0"),
+        ("0.0005", "0"),
+        ("0.001", "1"),
+        ("0.0025", "2"),
+        ("0.005", "5"),
+        ("0.01", "10"),
+        ("0.025", "25"),
+        ("0.05", "50"),
+        ("0.1", "100"),
+        ("0.25", "250"),
+        ("0.5", "500"),
+        ("1", "1000"),
+        ("2.5", "1000"),
+        ("5", "1000"),
+        ("10", "1000"),
+        ("+Inf", "1000"),
+    ];
+    for (le, count) in want {
+        assert_eq!(
+            value_of(
+                &exp,
+                "ringway_request_duration_seconds_bucket",
+                &[("listener", "web"), ("le", le)]
+            )
+            .as_deref(),
+            Some(count),
+            "le={le}"
+        );
+    }
+
+    let json = parse_json(&reg.render_stats_json(&[]));
+    let r = json
+        .get("listeners")
+        .find("name", "web")
+        .get("request_duration_seconds");
+    assert_eq!(r.get("count").num(), 1000.0);
+    assert!((r.get("sum").num() - 500.5).abs() < 1e-9);
+    for (key, want) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
+        let got = r.get(key).num();
+        assert!((got - want).abs() <= want * 0.001, "{key}: {got} vs {want}");
+    }
 }
