@@ -71,7 +71,7 @@ pub fn write(level: Level, args: Arguments<'_>) {
 
 /// Convert days since 1970-01-01 to a (year, month, day) civil date (Howard Hinnant's
 /// algorithm), so log timestamps need no date crate.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
