@@ -109,6 +109,9 @@ pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
     )
     .map_err(|e| RunError::Startup(format!("cannot start the control thread: {e}")))?;
 
+    // One writer thread for every listener's access log, fed in batches so a worker
+    // never waits on the terminal or a pipe.
+    let access_log = crate::access_log::AccessLogSink::stdout();
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut handles = Vec::with_capacity(workers);
@@ -130,6 +133,7 @@ pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
             shared: shared.clone(),
             lifecycle: lifecycle.clone(),
             driver,
+            access_log: access_log.clone(),
         };
         let handle = worker::spawn(spec)
             .map_err(|e| RunError::Startup(format!("cannot start worker {index}: {e}")))?;
@@ -163,6 +167,8 @@ pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
             Err(_) => return Err(RunError::Startup(format!("worker {index} panicked"))),
         }
     }
+    // Every worker has flushed its last lines; write them out before exiting.
+    access_log.shutdown();
     Ok(())
 }
 

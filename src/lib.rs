@@ -5,6 +5,7 @@
 //! IO shell (`worker`, `app`) that only moves bytes and asks the core what to do. The
 //! binary, the integration tests, `fuzz/` and `bench/` all link this library.
 
+pub mod access_log;
 pub mod admin;
 pub mod app;
 pub mod config;

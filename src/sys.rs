@@ -115,6 +115,26 @@ pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(|_| ())
 }
 
+/// Whether an idle connection is still fit for a new request: open, with nothing
+/// unread. Peeks one byte without blocking: `EAGAIN` means open and quiet (fit); 0 means
+/// the peer closed; any byte means the peer sent something unasked (a late response or
+/// a server's goodbye), which would be read as the next response: not fit either.
+pub fn idle_connection_fit(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: `byte` is a valid, writable 1-byte buffer for the duration of the call;
+    // MSG_PEEK leaves the socket's data untouched and MSG_DONTWAIT makes the call return
+    // at once even on a blocking socket.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n == -1 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+}
+
 /// Bind a TCP listener with `SO_REUSEPORT`, so that every worker binds its own socket on
 /// the same address and the kernel spreads new connections across workers.
 ///

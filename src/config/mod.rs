@@ -117,8 +117,23 @@ pub struct Listener {
     pub max_flows: usize,
     /// Most client connections open at once; further ones wait in the accept backlog.
     pub max_connections: Option<usize>,
-    /// Per-client-IP rate limit: over it, TCP connections are closed, UDP datagrams dropped.
+    /// Per-client-IP rate limit: over it, TCP connections are closed, UDP datagrams
+    /// dropped, HTTP requests answered 429.
     pub rate_limit: Option<RateLimit>,
+    /// Access log of an HTTP listener (`Off` for the other protocols).
+    pub access_log: AccessLogFormat,
+}
+
+/// Access log format of a listener: `access_log: Off | Combined | Json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+pub enum AccessLogFormat {
+    /// No access log (the default).
+    #[default]
+    Off,
+    /// The Apache/nginx "combined" line.
+    Combined,
+    /// One JSON object per line.
+    Json,
 }
 
 /// A token bucket per client IP: `per_ip` tokens every `per`, holding at most `burst`.
@@ -182,13 +197,95 @@ pub enum Protocol {
         /// Index into [`Config::pools`].
         pool: usize,
     },
+    /// Proxy HTTP/1.1 requests, routed per request.
+    Http(Box<HttpSettings>),
+}
+
+/// What an `Http` listener does with requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// The routes, compiled; first match wins, no match answers 404.
+    pub routes: HttpRoutes,
+    /// Parser limits (head size, header count, URI length, body size).
+    pub limits: crate::http1::Limits,
+    /// HTTP time limits.
+    pub timeouts: HttpTimeouts,
+}
+
+/// HTTP time limits of a listener (`timeouts: (client_header, client_idle,
+/// upstream_response)`), next to the listener's `connect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// Longest time from the first byte of a request head to its end (408 after it):
+    /// what stops a slowloris client holding a connection with a trickle of bytes.
+    pub client_header: Duration,
+    /// Longest wait for the next request on an idle keep-alive client connection.
+    pub client_idle: Duration,
+    /// Longest wait for the response head once the request is sent (504 after it).
+    pub upstream_response: Duration,
+}
+
+/// `timeouts.client_header` when not given.
+pub const DEFAULT_CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `timeouts.client_idle` when not given.
+pub const DEFAULT_CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `timeouts.upstream_response` when not given.
+pub const DEFAULT_UPSTREAM_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        HttpTimeouts {
+            client_header: DEFAULT_CLIENT_HEADER_TIMEOUT,
+            client_idle: DEFAULT_CLIENT_IDLE_TIMEOUT,
+            upstream_response: DEFAULT_UPSTREAM_RESPONSE_TIMEOUT,
+        }
+    }
+}
+
+/// A listener's routes: as written (for comparing configs) and compiled (for matching).
+#[derive(Clone)]
+pub struct HttpRoutes {
+    /// The routes as written, pools resolved to indices.
+    pub specs: Vec<crate::route::RouteSpec>,
+    /// Metric and log label of each route: its `name`, or its index.
+    pub names: Vec<String>,
+    /// The compiled table; each worker core matches with its own clone.
+    pub table: crate::route::RouteTable,
+}
+
+impl PartialEq for HttpRoutes {
+    /// Two route lists are equal when written the same: the compiled table follows.
+    fn eq(&self, other: &Self) -> bool {
+        self.specs == other.specs && self.names == other.names
+    }
+}
+
+impl Eq for HttpRoutes {}
+
+impl fmt::Debug for HttpRoutes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRoutes")
+            .field("specs", &self.specs)
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Protocol {
-    /// The pool this listener sends traffic to.
-    pub fn pool(&self) -> usize {
+    /// The pool of an L4 listener (TCP or UDP); `None` for HTTP, which routes each
+    /// request to a pool of its own choosing.
+    pub fn pool(&self) -> Option<usize> {
         match self {
-            Protocol::Tcp { pool, .. } | Protocol::Udp { pool } => *pool,
+            Protocol::Tcp { pool, .. } | Protocol::Udp { pool } => Some(*pool),
+            Protocol::Http(_) => None,
+        }
+    }
+
+    /// The HTTP settings of an `Http` listener.
+    pub fn http(&self) -> Option<&HttpSettings> {
+        match self {
+            Protocol::Http(h) => Some(h),
+            _ => None,
         }
     }
 
@@ -246,6 +343,45 @@ pub struct Pool {
     pub panic_threshold: u8,
     /// PROXY protocol header to send to backends before the client's bytes.
     pub send_proxy: SendProxy,
+    /// HTTP session affinity: the cookie that pins a client to a backend.
+    pub sticky: Option<Sticky>,
+    /// Idle upstream HTTP connections kept per backend on each worker core.
+    pub keepalive: Keepalive,
+}
+
+/// HTTP session affinity of a pool: `sticky: Cookie(name: "rw_srv")`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sticky {
+    /// ringway sets this cookie on the first response and routes later requests that
+    /// carry it to the same backend while that backend is usable.
+    Cookie {
+        /// Cookie name (an RFC 6265 token).
+        name: String,
+    },
+}
+
+/// Upstream keep-alive of a pool: `keepalive: (max_idle: 32, idle: "60s")`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle connections kept per backend per worker core; 0 turns reuse off.
+    pub max_idle: usize,
+    /// How long an idle connection is kept before it is closed.
+    pub idle: Duration,
+}
+
+/// `keepalive.max_idle` when not given.
+pub const DEFAULT_KEEPALIVE_MAX_IDLE: usize = 64;
+/// `keepalive.idle` when not given: below the common server defaults (nginx 75 s,
+/// Node 5 s is the outlier a user should configure), so we close first.
+pub const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(4);
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive {
+            max_idle: DEFAULT_KEEPALIVE_MAX_IDLE,
+            idle: DEFAULT_KEEPALIVE_IDLE,
+        }
+    }
 }
 
 /// Active health checking of a pool's backends.

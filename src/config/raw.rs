@@ -12,7 +12,7 @@
 
 use serde::Deserialize;
 
-use super::{Balance, ProxyAccept, RelayMode, SendProxy};
+use super::{AccessLogFormat, Balance, ProxyAccept, RelayMode, SendProxy};
 
 /// The top-level `( ... )` of the file.
 #[derive(Debug, Deserialize)]
@@ -54,6 +54,8 @@ pub(super) struct RawListener {
     pub limits: Option<RawLimits>,
     /// Per-client-IP rate limit.
     pub rate_limit: Option<RawRateLimit>,
+    /// `access_log: Off | Combined | Json` (HTTP listeners).
+    pub access_log: Option<AccessLogFormat>,
 }
 
 /// `limits: (max_flows: 100000)`.
@@ -62,6 +64,14 @@ pub(super) struct RawListener {
 pub(super) struct RawLimits {
     pub max_flows: Option<u64>,
     pub max_connections: Option<u64>,
+    /// HTTP: largest request head.
+    pub max_head_bytes: Option<u64>,
+    /// HTTP: most header fields in a request.
+    pub max_headers: Option<u64>,
+    /// HTTP: longest request-target.
+    pub max_uri_bytes: Option<u64>,
+    /// HTTP: largest request body; `None` (or absent) means no limit.
+    pub max_body_bytes: Option<u64>,
 }
 
 /// `rate_limit: (per_ip: 100, per: "1s", burst: 200)`.
@@ -92,6 +102,43 @@ pub(super) enum RawProtocol {
     },
     /// `Udp(pool: "name")`.
     Udp { pool: String },
+    /// `Http(routes: [...])`.
+    Http {
+        #[serde(default)]
+        routes: Vec<RawRoute>,
+    },
+}
+
+/// One entry of `Http(routes: [...])`: conditions, then what to do.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Route", deny_unknown_fields)]
+pub(super) struct RawRoute {
+    /// Label in metrics and logs; defaults to the route's index.
+    pub name: Option<String>,
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+    pub path_exact: Option<String>,
+    pub path_regex: Option<String>,
+    pub method: Option<String>,
+    pub header: Option<(String, String)>,
+    pub cookie: Option<(String, String)>,
+    /// Proxy to this pool ...
+    pub pool: Option<String>,
+    /// ... or answer directly.
+    pub respond: Option<RawRespond>,
+    pub set_request_headers: Option<Vec<(String, String)>>,
+    pub remove_request_headers: Option<Vec<String>>,
+    pub set_response_headers: Option<Vec<(String, String)>>,
+    pub remove_response_headers: Option<Vec<String>>,
+}
+
+/// `respond: (status: 200, body: "ok\n", content_type: "text/plain")`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Respond", deny_unknown_fields)]
+pub(super) struct RawRespond {
+    pub status: u64,
+    pub body: Option<String>,
+    pub content_type: Option<String>,
 }
 
 /// `timeouts: (connect: "3s", idle: "5m")`; durations stay strings until validation.
@@ -100,6 +147,12 @@ pub(super) enum RawProtocol {
 pub(super) struct RawTimeouts {
     pub connect: Option<String>,
     pub idle: Option<String>,
+    /// HTTP: longest time to receive a request head once it has started.
+    pub client_header: Option<String>,
+    /// HTTP: longest wait for the next request on a keep-alive client connection.
+    pub client_idle: Option<String>,
+    /// HTTP: longest wait for the response head after the request was sent.
+    pub upstream_response: Option<String>,
 }
 
 /// One entry of `pools: [...]`.
@@ -123,6 +176,25 @@ pub(super) struct RawPool {
     /// Percentage of a pool that must stay usable before ringway ignores health and
     /// uses every backend (panic mode); default 50.
     pub panic_threshold: Option<u64>,
+    /// `sticky: Cookie(name: "rw_srv")`: HTTP session affinity.
+    pub sticky: Option<RawSticky>,
+    /// `keepalive: (max_idle: 32, idle: "60s")`: idle upstream HTTP connections kept.
+    pub keepalive: Option<RawKeepalive>,
+}
+
+/// `sticky: Cookie(name: "rw_srv")`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Sticky", deny_unknown_fields)]
+pub(super) enum RawSticky {
+    Cookie { name: String },
+}
+
+/// `keepalive: (max_idle: 32, idle: "60s")`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Keepalive", deny_unknown_fields)]
+pub(super) struct RawKeepalive {
+    pub max_idle: Option<u64>,
+    pub idle: Option<String>,
 }
 
 /// `health: (check: Http(path: "/healthz", expect: 200), interval: "1s", ...)`.

@@ -86,6 +86,7 @@ fn issue_sample_parses_to_expected_values() {
             max_flows: DEFAULT_MAX_FLOWS,
             max_connections: None,
             rate_limit: None,
+            access_log: AccessLogFormat::Off,
         }],
         pools: vec![Pool {
             name: "pg".into(),
@@ -112,6 +113,8 @@ fn issue_sample_parses_to_expected_values() {
             slow_start: Duration::ZERO,
             panic_threshold: DEFAULT_PANIC_THRESHOLD,
             send_proxy: SendProxy::None,
+            sticky: None,
+            keepalive: Keepalive::default(),
         }],
         tuning: Tuning {
             pipe_bytes: 1_048_576,
@@ -227,10 +230,14 @@ fn default_config_file_parses() {
     let config = Config::parse(include_str!("../../conf/ringway.ron"))
         .unwrap_or_else(|errors| panic!("conf/ringway.ron is invalid: {errors:?}"));
     assert_eq!(config.workers, None, "the default runs one worker per core");
-    assert_eq!(config.listeners.len(), 1);
-    let listener = &config.listeners[0];
+    assert_eq!(config.listeners.len(), 2);
+    let web = &config.listeners[0];
+    assert_eq!(web.bind, addr("127.0.0.1:8080"));
+    let routes = &web.protocol.http().expect("an HTTP listener").routes;
+    assert_eq!(routes.names, ["home", "health", "app"]);
+    let listener = &config.listeners[1];
     assert_eq!(listener.bind, addr("127.0.0.1:8000"));
-    let pool = listener.protocol.pool();
+    let pool = listener.protocol.pool().expect("an L4 listener");
     let pool = &config.pools[pool];
     assert_eq!(pool.name, "local");
     assert_eq!(
@@ -622,12 +629,19 @@ fn parse_errors_give_line_and_column() {
             56,
             "expected integer",
         ),
-        // A protocol that does not exist (yet).
+        // A protocol that does not exist.
+        (
+            "(\n  listeners: [(name: \"l\", bind: \"1.2.3.4:5\",\n    protocol: Quic(pool: \"p\"))],\n)",
+            3,
+            15,
+            "unexpected variant named `Quic` in enum `Protocol`",
+        ),
+        // An HTTP listener takes routes, not a pool.
         (
             "(\n  listeners: [(name: \"l\", bind: \"1.2.3.4:5\",\n    protocol: Http(pool: \"p\"))],\n)",
             3,
-            15,
-            "unexpected variant named `Http` in enum `Protocol`",
+            20,
+            "unexpected field named `pool` in `Http`",
         ),
         // Unknown balance algorithm.
         (
@@ -901,4 +915,206 @@ fn limits_and_rate_limits_parse_as_written() {
     ] {
         assert!(paths.iter().any(|p| p == want), "missing {want}: {paths:?}");
     }
+}
+
+/// The `Http` listener exactly as the L7 issue writes it, with the pools it names.
+const HTTP_SAMPLE: &str = r#"(
+    listeners: [
+        (name: "web", bind: "127.0.0.1:18080", protocol: Http(routes: [
+            (host: "api.example.com", path_prefix: "/v1/", pool: "api"),
+            (path_exact: "/healthz", respond: (status: 200, body: "ok\n")),
+            (header: ("x-canary", "1"), pool: "canary"),
+            (cookie: ("tier", "beta"), pool: "canary"),
+            (method: "POST", path_regex: "^/upload/[0-9]+$", pool: "api"),
+            (path_prefix: "/", pool: "web",
+             set_request_headers: [("x-env", "prod")], remove_response_headers: ["server"]),
+        ]), timeouts: (client_header: "10s", client_idle: "60s", connect: "1s",
+                       upstream_response: "30s"),
+           limits: (max_head_bytes: 32768, max_headers: 100, max_body_bytes: None)),
+    ],
+    pools: [
+        (name: "api", backends: [(addr: "127.0.0.1:18091")]),
+        (name: "canary", backends: [(addr: "127.0.0.1:18092")]),
+        (name: "web", backends: [(addr: "127.0.0.1:18093")], sticky: Cookie(name: "rw_srv"),
+         keepalive: (max_idle: 8, idle: "30s")),
+    ],
+)"#;
+
+#[test]
+fn issue_http_listener_parses_to_expected_values() {
+    use crate::route::{ActionSpec, PathMatch};
+    let config = Config::parse(HTTP_SAMPLE).unwrap_or_else(|e| panic!("{e:?}"));
+    let listener = &config.listeners[0];
+    let http = listener.protocol.http().expect("an Http listener");
+    assert_eq!(listener.protocol.pool(), None);
+    assert_eq!(listener.timeouts.connect, Duration::from_secs(1));
+    assert_eq!(
+        http.timeouts,
+        HttpTimeouts {
+            client_header: Duration::from_secs(10),
+            client_idle: Duration::from_secs(60),
+            upstream_response: Duration::from_secs(30),
+        }
+    );
+    assert_eq!(http.limits.max_head_bytes, 32768);
+    assert_eq!(http.limits.max_headers, 100);
+    assert_eq!(http.limits.max_body_bytes, None);
+    let specs = &http.routes.specs;
+    assert_eq!(specs.len(), 6);
+    assert_eq!(http.routes.names, ["0", "1", "2", "3", "4", "5"]);
+    assert_eq!(specs[0].host.as_deref(), Some("api.example.com"));
+    assert_eq!(specs[0].path, Some(PathMatch::Prefix("/v1/".into())));
+    assert_eq!(specs[0].action, ActionSpec::proxy(0));
+    assert_eq!(specs[1].action, ActionSpec::respond(200, "ok\n"));
+    assert_eq!(specs[2].header, Some(("x-canary".into(), "1".into())));
+    assert_eq!(specs[3].cookie, Some(("tier".into(), "beta".into())));
+    assert_eq!(specs[3].action, ActionSpec::proxy(1));
+    assert_eq!(specs[4].method.as_deref(), Some("POST"));
+    assert_eq!(
+        specs[4].path,
+        Some(PathMatch::Regex("^/upload/[0-9]+$".into()))
+    );
+    match &specs[5].action {
+        ActionSpec::Proxy {
+            pool,
+            set_request_headers,
+            remove_response_headers,
+            ..
+        } => {
+            assert_eq!(*pool, 2);
+            assert_eq!(
+                set_request_headers,
+                &[("x-env".to_string(), "prod".to_string())]
+            );
+            assert_eq!(remove_response_headers, &["server".to_string()]);
+        }
+        other => panic!("expected a proxy route, got {other:?}"),
+    }
+    assert_eq!(http.routes.table.len(), 6);
+    let web = &config.pools[2];
+    assert_eq!(
+        web.sticky,
+        Some(Sticky::Cookie {
+            name: "rw_srv".into()
+        })
+    );
+    assert_eq!(
+        web.keepalive,
+        Keepalive {
+            max_idle: 8,
+            idle: Duration::from_secs(30)
+        }
+    );
+    assert_eq!(config.pools[0].keepalive, Keepalive::default());
+    assert_eq!(listener.access_log, AccessLogFormat::Off);
+}
+
+#[test]
+fn http_mistakes_are_reported_at_their_paths() {
+    let http = |routes: &str, rest: &str| {
+        format!(
+            r#"(listeners: [(name: "web", bind: "127.0.0.1:18080", protocol: Http(routes: [{routes}]){rest})],
+               pools: [(name: "p", backends: [(addr: "127.0.0.1:1")]){pool_rest}])"#,
+            pool_rest = ""
+        )
+    };
+    let cases: &[(String, &str, &str)] = &[
+        (
+            http(r#"(pool: "nope")"#, ""),
+            "listeners[0].protocol.routes[0].pool",
+            "unknown pool",
+        ),
+        (
+            http(r#"(path_prefix: "/")"#, ""),
+            "listeners[0].protocol.routes[0]",
+            "needs pool",
+        ),
+        (
+            http(r#"(pool: "p", respond: (status: 200))"#, ""),
+            "listeners[0].protocol.routes[0]",
+            "not both",
+        ),
+        (
+            http(r#"(pool: "p"), (path_regex: "(", pool: "p")"#, ""),
+            "listeners[0].protocol.routes[1].path_regex",
+            "",
+        ),
+        (
+            http(r#"(path_prefix: "/", path_exact: "/x", pool: "p")"#, ""),
+            "listeners[0].protocol.routes[0].path_prefix",
+            "at most one",
+        ),
+        (
+            http(r#"(respond: (status: 99))"#, ""),
+            "listeners[0].protocol.routes[0].respond.status",
+            "",
+        ),
+        (
+            http(
+                r#"(pool: "p", set_request_headers: [("content-length", "1")])"#,
+                "",
+            ),
+            "listeners[0].protocol.routes[0].set_request_headers",
+            "",
+        ),
+        (
+            http(
+                r#"(respond: (status: 200), remove_response_headers: ["server"])"#,
+                "",
+            ),
+            "listeners[0].protocol.routes[0]",
+            "header edits",
+        ),
+        (
+            http(r#"(name: "a", pool: "p"), (name: "a", pool: "p")"#, ""),
+            "listeners[0].protocol.routes[1].name",
+            "duplicate route name",
+        ),
+        (
+            http(r#"(pool: "p")"#, r#", timeouts: (client_header: "0s")"#),
+            "listeners[0].timeouts.client_header",
+            "greater than zero",
+        ),
+        (
+            http(r#"(pool: "p")"#, r#", limits: (max_head_bytes: 10)"#),
+            "listeners[0].limits.max_head_bytes",
+            "between",
+        ),
+        (
+            http(r#"(pool: "p")"#, r#", limits: (max_headers: 0)"#),
+            "listeners[0].limits.max_headers",
+            "between",
+        ),
+    ];
+    for (text, want_path, want_message) in cases {
+        let errors = errors_of(text);
+        assert_eq!(errors.len(), 1, "{text}: {errors:?}");
+        assert_eq!(path(&errors[0]), *want_path, "{text}: {errors:?}");
+        assert!(
+            errors[0].message.contains(want_message),
+            "{text}: {:?} lacks {want_message:?}",
+            errors[0].message
+        );
+    }
+}
+
+#[test]
+fn http_only_fields_on_l4_listeners_and_bad_pool_fields_are_errors() {
+    let text = r#"(listeners: [(name: "db", bind: "127.0.0.1:1", protocol: Tcp(pool: "p"),
+        timeouts: (upstream_response: "1s"), limits: (max_body_bytes: 5), access_log: Json)],
+        pools: [(name: "p", backends: [(addr: "127.0.0.1:2")], sticky: Cookie(name: "a b"),
+                 keepalive: (idle: "soon"))])"#;
+    let errors = errors_of(text);
+    let paths: Vec<&str> = errors.iter().map(path).collect();
+    assert_eq!(
+        paths,
+        [
+            "listeners[0].timeouts.upstream_response",
+            "listeners[0].limits.max_body_bytes",
+            "listeners[0].access_log",
+            "pools[0].sticky.name",
+            "pools[0].keepalive.idle",
+        ],
+        "{errors:?}"
+    );
 }

@@ -11,15 +11,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::raw::{
-    RawBackend, RawCheck, RawConfig, RawHealth, RawListener, RawPassive, RawPool, RawProtocol,
-    RawRateLimit, RawTimeouts, RawTuning,
+    RawBackend, RawCheck, RawConfig, RawHealth, RawKeepalive, RawLimits, RawListener, RawPassive,
+    RawPool, RawProtocol, RawRateLimit, RawRoute, RawSticky, RawTimeouts, RawTuning,
 };
 use super::{
-    parse_duration, Backend, CheckKind, Config, ConfigError, HealthCheck, Listener, Location,
-    Passive, Pool, Protocol, ProxyAccept, RateLimit, RelayMode, Timeouts, Tuning,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONSECUTIVE_FAILURES, DEFAULT_EJECT_FOR, DEFAULT_IDLE_TIMEOUT,
+    parse_duration, AccessLogFormat, Backend, CheckKind, Config, ConfigError, HealthCheck,
+    HttpRoutes, HttpSettings, HttpTimeouts, Keepalive, Listener, Location, Passive, Pool, Protocol,
+    ProxyAccept, RateLimit, RelayMode, Sticky, Timeouts, Tuning, DEFAULT_CLIENT_HEADER_TIMEOUT,
+    DEFAULT_CLIENT_IDLE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONSECUTIVE_FAILURES,
+    DEFAULT_EJECT_FOR, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE_IDLE, DEFAULT_KEEPALIVE_MAX_IDLE,
     DEFAULT_MAX_FLOWS, DEFAULT_PANIC_THRESHOLD, DEFAULT_SHUTDOWN_GRACE, DEFAULT_UDP_IDLE_TIMEOUT,
-    MAX_TIMEOUT, MAX_WORKERS,
+    DEFAULT_UPSTREAM_RESPONSE_TIMEOUT, MAX_TIMEOUT, MAX_WORKERS,
 };
 
 /// Inclusive bounds for `tuning.pipe_bytes`: one page up to 16 MiB.
@@ -182,7 +184,7 @@ fn check_listener(
             );
         }
     }
-    let protocol = check_protocol(&format!("{path}.protocol"), &raw.protocol, pools, errors);
+    let protocol = check_protocol(path, raw, pools, errors);
     let mut timeouts = check_timeouts(&format!("{path}.timeouts"), raw.timeouts.as_ref(), errors);
     // UDP has no close: a flow ends by going quiet, so its default idle is much shorter.
     let udp = matches!(raw.protocol, RawProtocol::Udp { .. });
@@ -224,6 +226,10 @@ fn check_listener(
             "PROXY protocol headers are only read on TCP listeners",
         );
     }
+    let http = matches!(raw.protocol, RawProtocol::Http { .. });
+    if !http {
+        http_only_fields(path, raw, errors);
+    }
     Some(Listener {
         name: name?,
         bind: bind?,
@@ -236,7 +242,43 @@ fn check_listener(
         max_flows: max_flows? as usize,
         max_connections: max_connections?,
         rate_limit: rate_limit?,
+        access_log: raw.access_log.unwrap_or_default(),
     })
+}
+
+/// Fields that only mean something on an `Http` listener: report each one set elsewhere,
+/// rather than silently ignoring what the user thought they configured.
+fn http_only_fields(path: &str, raw: &RawListener, errors: &mut Errors) {
+    let mut set = Vec::new();
+    if let Some(t) = &raw.timeouts {
+        for (field, value) in [
+            ("client_header", &t.client_header),
+            ("client_idle", &t.client_idle),
+            ("upstream_response", &t.upstream_response),
+        ] {
+            if value.is_some() {
+                set.push(format!("{path}.timeouts.{field}"));
+            }
+        }
+    }
+    if let Some(l) = &raw.limits {
+        for (field, value) in [
+            ("max_head_bytes", l.max_head_bytes),
+            ("max_headers", l.max_headers),
+            ("max_uri_bytes", l.max_uri_bytes),
+            ("max_body_bytes", l.max_body_bytes),
+        ] {
+            if value.is_some() {
+                set.push(format!("{path}.limits.{field}"));
+            }
+        }
+    }
+    if raw.access_log.is_some_and(|f| f != AccessLogFormat::Off) {
+        set.push(format!("{path}.access_log"));
+    }
+    for field in set {
+        errors.push(field, "only applies to Http listeners");
+    }
 }
 
 /// `rate_limit: (per_ip, per, burst)`: positive numbers, `burst` defaulting to `per_ip`.
@@ -268,14 +310,25 @@ fn check_rate_limit(path: &str, raw: &RawRateLimit, errors: &mut Errors) -> Opti
     })
 }
 
-/// Check a protocol and resolve the pool it names to an index.
+/// Check a listener's protocol and resolve the pools it names to indices.
 fn check_protocol(
-    path: &str,
-    raw: &RawProtocol,
+    listener_path: &str,
+    listener: &RawListener,
     pools: &HashMap<&str, usize>,
     errors: &mut Errors,
 ) -> Option<Protocol> {
-    match raw {
+    let path = &format!("{listener_path}.protocol");
+    match &listener.protocol {
+        RawProtocol::Http { routes } => {
+            let routes = check_routes(path, routes, pools, errors);
+            let limits = check_http_limits(listener_path, listener.limits.as_ref(), errors);
+            let timeouts = check_http_timeouts(listener_path, listener.timeouts.as_ref(), errors);
+            Some(Protocol::Http(Box::new(HttpSettings {
+                routes: routes?,
+                limits: limits?,
+                timeouts: timeouts?,
+            })))
+        }
         RawProtocol::Tcp { pool, relay } => {
             let pool = resolve_pool(&format!("{path}.pool"), pool, pools, errors)?;
             Some(Protocol::Tcp {
@@ -288,6 +341,249 @@ fn check_protocol(
             Some(Protocol::Udp { pool })
         }
     }
+}
+
+/// Check an `Http` listener's routes: each one proxies to a known pool or responds,
+/// never both; then compile them, turning the route table's errors into field paths.
+fn check_routes(
+    path: &str,
+    raw: &[RawRoute],
+    pools: &HashMap<&str, usize>,
+    errors: &mut Errors,
+) -> Option<HttpRoutes> {
+    use crate::route::{ActionSpec, PathMatch, RouteSpec, RouteTable};
+    let mut specs = Vec::with_capacity(raw.len());
+    let mut names = Vec::with_capacity(raw.len());
+    let mut seen_names = FirstSeen::new();
+    let mut ok = true;
+    for (i, route) in raw.iter().enumerate() {
+        let item = format!("{path}.routes[{i}]");
+        let name = match &route.name {
+            Some(n) => check_name(&format!("{item}.name"), n, errors),
+            None => Some(i.to_string()),
+        };
+        if let Some(name) = &name {
+            if let Some(first) = seen_names.earlier(name.clone(), &item) {
+                errors.push(
+                    format!("{item}.name"),
+                    format!("duplicate route name {name:?} (also used by {first})"),
+                );
+                ok = false;
+            }
+        }
+        let path_match = PathMatch::one_of(
+            route.path_prefix.clone(),
+            route.path_exact.clone(),
+            route.path_regex.clone(),
+        )
+        .map_err(|m| errors.push(format!("{item}.path_prefix"), m))
+        .ok();
+        let edits_given = route.set_request_headers.is_some()
+            || route.remove_request_headers.is_some()
+            || route.set_response_headers.is_some()
+            || route.remove_response_headers.is_some();
+        let action =
+            match (&route.pool, &route.respond) {
+                (Some(pool), None) => resolve_pool(&format!("{item}.pool"), pool, pools, errors)
+                    .map(|pool| ActionSpec::Proxy {
+                        pool,
+                        set_request_headers: route.set_request_headers.clone().unwrap_or_default(),
+                        remove_request_headers: route
+                            .remove_request_headers
+                            .clone()
+                            .unwrap_or_default(),
+                        set_response_headers: route
+                            .set_response_headers
+                            .clone()
+                            .unwrap_or_default(),
+                        remove_response_headers: route
+                            .remove_response_headers
+                            .clone()
+                            .unwrap_or_default(),
+                    }),
+                (None, Some(respond)) => {
+                    if edits_given {
+                        errors.push(
+                            item.clone(),
+                            "header edits only apply to routes with a pool, not to respond",
+                        );
+                        None
+                    } else {
+                        let status = u16::try_from(respond.status).unwrap_or(0);
+                        Some(ActionSpec::Respond {
+                            status,
+                            body: respond.body.clone().unwrap_or_default(),
+                            content_type: respond.content_type.clone(),
+                        })
+                    }
+                }
+                (Some(_), Some(_)) => {
+                    errors.push(item.clone(), "a route has either pool or respond, not both");
+                    None
+                }
+                (None, None) => {
+                    errors.push(
+                        item.clone(),
+                        "a route needs pool: \"name\" or respond: (status: ..., body: ...)",
+                    );
+                    None
+                }
+            };
+        let (Some(name), Some(path_match), Some(action)) = (name, path_match, action) else {
+            ok = false;
+            continue;
+        };
+        names.push(name);
+        specs.push(RouteSpec {
+            host: route.host.clone(),
+            path: path_match,
+            method: route.method.clone(),
+            header: route.header.clone(),
+            cookie: route.cookie.clone(),
+            action,
+        });
+    }
+    if !ok {
+        return None;
+    }
+    match RouteTable::build(&specs) {
+        Ok(table) => Some(HttpRoutes {
+            specs,
+            names,
+            table,
+        }),
+        Err(list) => {
+            for e in list {
+                let field = match e.field {
+                    "status" | "body" | "content_type" => format!("respond.{}", e.field),
+                    other => other.to_string(),
+                };
+                errors.push(format!("{path}.routes[{}].{field}", e.route), e.message);
+            }
+            None
+        }
+    }
+}
+
+/// Largest accepted `max_head_bytes`: heads are buffered whole, per connection.
+const MAX_HEAD_BYTES: u64 = 1024 * 1024;
+
+/// Check the HTTP parser limits of a listener, filling in defaults.
+fn check_http_limits(
+    path: &str,
+    raw: Option<&RawLimits>,
+    errors: &mut Errors,
+) -> Option<crate::http1::Limits> {
+    let defaults = crate::http1::Limits::default();
+    let field = |f: fn(&RawLimits) -> Option<u64>| raw.and_then(f);
+    let head = check_range(
+        &format!("{path}.limits.max_head_bytes"),
+        field(|l| l.max_head_bytes),
+        defaults.max_head_bytes as u64,
+        1024..=MAX_HEAD_BYTES,
+        errors,
+    );
+    let headers = check_range(
+        &format!("{path}.limits.max_headers"),
+        field(|l| l.max_headers),
+        defaults.max_headers as u64,
+        1..=crate::http1::DEFAULT_MAX_HEADERS as u64 * 10,
+        errors,
+    );
+    let uri = check_range(
+        &format!("{path}.limits.max_uri_bytes"),
+        field(|l| l.max_uri_bytes),
+        defaults.max_uri_bytes as u64,
+        16..=MAX_HEAD_BYTES,
+        errors,
+    );
+    let body: Option<Option<u64>> = Some(field(|l| l.max_body_bytes));
+    Some(crate::http1::Limits {
+        max_head_bytes: head? as usize,
+        max_headers: headers? as usize,
+        max_uri_bytes: uri? as usize,
+        max_body_bytes: body?,
+        ..defaults
+    })
+}
+
+/// Check the HTTP timeouts of a listener, filling in defaults.
+fn check_http_timeouts(
+    path: &str,
+    raw: Option<&RawTimeouts>,
+    errors: &mut Errors,
+) -> Option<HttpTimeouts> {
+    let field = |f: fn(&RawTimeouts) -> &Option<String>| raw.and_then(|t| f(t).as_deref());
+    let client_header = check_timeout(
+        &format!("{path}.timeouts.client_header"),
+        field(|t| &t.client_header),
+        DEFAULT_CLIENT_HEADER_TIMEOUT,
+        errors,
+    );
+    let client_idle = check_timeout(
+        &format!("{path}.timeouts.client_idle"),
+        field(|t| &t.client_idle),
+        DEFAULT_CLIENT_IDLE_TIMEOUT,
+        errors,
+    );
+    let upstream_response = check_timeout(
+        &format!("{path}.timeouts.upstream_response"),
+        field(|t| &t.upstream_response),
+        DEFAULT_UPSTREAM_RESPONSE_TIMEOUT,
+        errors,
+    );
+    Some(HttpTimeouts {
+        client_header: client_header?,
+        client_idle: client_idle?,
+        upstream_response: upstream_response?,
+    })
+}
+
+/// `sticky: Cookie(name: ...)`: the name must be a cookie-name token.
+fn check_sticky(
+    path: &str,
+    raw: Option<&RawSticky>,
+    errors: &mut Errors,
+) -> Option<Option<Sticky>> {
+    match raw {
+        None => Some(None),
+        Some(RawSticky::Cookie { name }) => {
+            if crate::route::is_valid_cookie_name(name) {
+                Some(Some(Sticky::Cookie { name: name.clone() }))
+            } else {
+                errors.push(
+                    format!("{path}.sticky.name"),
+                    format!("{name:?} is not a valid cookie name (RFC 6265 token)"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// `keepalive: (max_idle, idle)`, defaults filled in.
+fn check_keepalive(
+    path: &str,
+    raw: Option<&RawKeepalive>,
+    errors: &mut Errors,
+) -> Option<Keepalive> {
+    let max_idle = check_range(
+        &format!("{path}.keepalive.max_idle"),
+        raw.and_then(|k| k.max_idle),
+        DEFAULT_KEEPALIVE_MAX_IDLE as u64,
+        0..=100_000,
+        errors,
+    );
+    let idle = check_timeout(
+        &format!("{path}.keepalive.idle"),
+        raw.and_then(|k| k.idle.as_deref()),
+        DEFAULT_KEEPALIVE_IDLE,
+        errors,
+    );
+    Some(Keepalive {
+        max_idle: max_idle? as usize,
+        idle: idle?,
+    })
 }
 
 /// Find a pool by name, listing the defined pools when it is not there.
@@ -389,8 +685,10 @@ fn check_pools(raw: &[RawPool], errors: &mut Errors) -> Vec<Pool> {
             0..=100,
             errors,
         );
-        let (Some(passive), Some(slow_start), Some(panic_threshold)) =
-            (passive, slow_start, panic_threshold)
+        let sticky = check_sticky(&path, pool.sticky.as_ref(), errors);
+        let keepalive = check_keepalive(&path, pool.keepalive.as_ref(), errors);
+        let (Some(passive), Some(slow_start), Some(panic_threshold), Some(sticky), Some(keepalive)) =
+            (passive, slow_start, panic_threshold, sticky, keepalive)
         else {
             continue;
         };
@@ -403,6 +701,8 @@ fn check_pools(raw: &[RawPool], errors: &mut Errors) -> Vec<Pool> {
             slow_start,
             panic_threshold: panic_threshold as u8,
             send_proxy: pool.send_proxy.unwrap_or_default(),
+            sticky,
+            keepalive,
         }));
     }
     pools

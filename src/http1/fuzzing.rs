@@ -99,6 +99,7 @@ pub fn fuzz_request(data: &[u8]) {
     let set = [("X-Added", "1")];
     let remove = ["X-Removed"];
     let opts = RewriteOptions {
+        edits: None,
         client_addr: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))),
         proto: Some(ForwardedProto::Https),
         default_host: "backend:8080",

@@ -51,7 +51,9 @@ pub use error::{BodyError, ChunkError, RequestError, ResponseError, Why};
 pub use framing::BodyTracker;
 pub use request::{parse_request_head, Method, RequestHead, TargetForm};
 pub use response::{parse_response_head, parse_response_head_for, ResponseHead};
-pub use rewrite::{write_upstream_request, ForwardedProto, RewriteOptions};
+pub use rewrite::{
+    write_client_response, write_upstream_request, ForwardedProto, ResponseRewrite, RewriteOptions,
+};
 pub use syntax::{HeaderField, Headers};
 
 /// How the length of a message body is determined (RFC 9112 §6.3).

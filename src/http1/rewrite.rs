@@ -5,7 +5,8 @@ use std::io::Write as _;
 use std::net::IpAddr;
 
 use super::syntax::{connection_names, eq_ci, is_field_vchar, is_ows, is_token, is_valid_host};
-use super::{BodyFraming, RequestHead, TargetForm};
+use super::{BodyFraming, RequestHead, ResponseHead, TargetForm};
+use crate::route::HeaderEdits;
 
 /// The scheme the client used to reach the proxy, sent as X-Forwarded-Proto.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct RewriteOptions<'a> {
     pub remove_headers: &'a [&'a str],
     /// Send `Connection: close` upstream (no reuse of the upstream connection).
     pub connection_close: bool,
+    /// A route's validated edits, applied like `set_headers` / `remove_headers`.
+    pub edits: Option<&'a HeaderEdits>,
 }
 
 impl Default for RewriteOptions<'_> {
@@ -55,6 +58,7 @@ impl Default for RewriteOptions<'_> {
             set_headers: &[],
             remove_headers: &[],
             connection_close: false,
+            edits: None,
         }
     }
 }
@@ -123,14 +127,27 @@ impl RewriteOptions<'_> {
         self.set_headers
             .iter()
             .any(|(n, v)| eq_ci(name, n.as_bytes()) && settable(n, v))
+            || self.edit_set(name).is_some()
     }
 
     fn is_removed(&self, name: &[u8]) -> bool {
         !eq_ci(name, b"host")
-            && self
+            && (self
                 .remove_headers
                 .iter()
                 .any(|n| eq_ci(name, n.as_bytes()))
+                || self
+                    .edits
+                    .is_some_and(|e| e.remove.iter().any(|n| eq_ci(name, n.as_bytes()))))
+    }
+
+    /// The value a route edit sets for `name`, if any (edits are validated at load).
+    fn edit_set(&self, name: &[u8]) -> Option<&str> {
+        self.edits?
+            .set
+            .iter()
+            .find(|(n, v)| eq_ci(name, n.as_bytes()) && settable(n, v))
+            .map(|(_, v)| &**v)
     }
 }
 
@@ -167,10 +184,12 @@ pub fn write_upstream_request(
     let host_override = opts
         .set_headers
         .iter()
-        .find(|(n, v)| eq_ci(n.as_bytes(), b"host") && settable(n, v));
+        .find(|(n, v)| eq_ci(n.as_bytes(), b"host") && settable(n, v))
+        .map(|(_, v)| *v)
+        .or_else(|| opts.edit_set(b"host"));
     out.extend_from_slice(b"Host: ");
     match (host_override, head.host) {
-        (Some((_, v)), _) => out.extend_from_slice(v.as_bytes()),
+        (Some(v), _) => out.extend_from_slice(v.as_bytes()),
         (None, Some(h)) => out.extend_from_slice(h.get(buf)),
         (None, None) => out.extend_from_slice(opts.default_host.as_bytes()),
     }
@@ -196,15 +215,7 @@ pub fn write_upstream_request(
         }
     }
 
-    match head.framing {
-        BodyFraming::ContentLength(n) => {
-            out.extend_from_slice(b"Content-Length: ");
-            write_u64(out, n);
-            out.extend_from_slice(b"\r\n");
-        }
-        BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-        BodyFraming::None | BodyFraming::UntilClose => {}
-    }
+    write_framing(out, head.framing, true);
 
     if let Some(addr) = opts.client_addr {
         out.extend_from_slice(b"X-Forwarded-For: ");
@@ -229,12 +240,108 @@ pub fn write_upstream_request(
             write_field(out, n.as_bytes(), v.as_bytes());
         }
     }
+    for (n, v) in opts.edits.map_or(&[][..], |e| &e.set[..]) {
+        if settable(n, v) && !eq_ci(n.as_bytes(), b"host") {
+            write_field(out, n.as_bytes(), v.as_bytes());
+        }
+    }
     if head.upgrade {
         out.extend_from_slice(b"Connection: upgrade\r\n");
     } else if opts.connection_close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// How [`write_client_response`] rewrites a response head for the client.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ResponseRewrite<'a> {
+    /// The route's response edits.
+    pub edits: Option<&'a HeaderEdits>,
+    /// A `Set-Cookie` value to add (the sticky-session cookie).
+    pub set_cookie: Option<&'a [u8]>,
+    /// The request was HEAD: the received framing fields describe the body a GET would
+    /// have had and are passed on as they are.
+    pub head_request: bool,
+    /// The client connection closes after this response: say `Connection: close`.
+    pub connection_close: bool,
+    /// An HTTP/1.0 client that asked for keep-alive: say `Connection: keep-alive`, which
+    /// HTTP/1.0 needs to keep the connection (RFC 9112 §9.3).
+    pub keep_alive_1_0: bool,
+    /// The body is re-framed for the client (a chunked body sent to an HTTP/1.0
+    /// client as raw bytes ending at close): leave out Transfer-Encoding.
+    pub dechunk: bool,
+}
+
+/// Appends the response head for the client to `out` (the caller clears it).
+///
+/// As for requests, the head is rebuilt: status-line as `HTTP/1.1 <status> <reason>`;
+/// received fields in order minus hop-by-hop ones (Connection and what it names,
+/// Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade unless switching protocols,
+/// Proxy-Authenticate) and minus the route's removals and replacements; framing re-emitted
+/// from the validated head (for HEAD and 304 the received Content-Length is passed on,
+/// being information about the representation, RFC 9110 §8.6; for 1xx and 204 it is
+/// dropped); then the route's set fields, the sticky cookie and Connection.
+pub fn write_client_response(
+    head: &ResponseHead,
+    buf: &[u8],
+    out: &mut Vec<u8>,
+    opts: &ResponseRewrite<'_>,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write_u64(out, u64::from(head.status));
+    out.push(b' ');
+    out.extend_from_slice(head.reason.get(buf));
+    out.extend_from_slice(b"\r\n");
+    let switching = head.is_switching_protocols();
+    let informational_length =
+        head.framing == BodyFraming::None && (opts.head_request || head.status == 304);
+    let edits = opts.edits;
+    for field in head.headers(buf) {
+        let name = field.name;
+        let framing_field = eq_ci(name, b"content-length") || eq_ci(name, b"transfer-encoding");
+        let drop = if framing_field {
+            !informational_length
+        } else {
+            (is_hop_by_hop(name) && !(switching && eq_ci(name, b"upgrade")))
+                || (!switching && connection_names(buf, &head.fields, head.headers_span, name))
+                || edits.is_some_and(|e| e.drops(name))
+        };
+        if !drop {
+            write_field(out, name, field.value);
+        }
+    }
+    write_framing(out, head.framing, !opts.dechunk);
+    for (n, v) in edits.map_or(&[][..], |e| &e.set[..]) {
+        write_field(out, n.as_bytes(), v.as_bytes());
+    }
+    if let Some(cookie) = opts.set_cookie {
+        write_field(out, b"Set-Cookie", cookie);
+    }
+    if switching {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+    } else if opts.connection_close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if opts.keep_alive_1_0 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The framing field of a validated head, written canonically: one Content-Length, or
+/// `Transfer-Encoding: chunked` when `chunked_as_is` (else the body is re-framed).
+fn write_framing(out: &mut Vec<u8>, framing: BodyFraming, chunked_as_is: bool) {
+    match framing {
+        BodyFraming::ContentLength(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            write_u64(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        BodyFraming::Chunked if chunked_as_is => {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
+        }
+        _ => {}
+    }
 }
 
 fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -245,7 +352,7 @@ fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// Decimal digits of `n` without going through `fmt`.
-fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {

@@ -919,3 +919,132 @@ fn span_never_panics() {
     assert!(s.get(b"abc").is_empty());
     assert!(Span::new(1, 10).get(b"abc").is_empty());
 }
+
+/// The client-side head for `raw` (a response to a request with `method`).
+fn client_head(raw: &[u8], method: Method, opts: &ResponseRewrite<'_>) -> String {
+    let mut scratch = [httparse::EMPTY_HEADER; 32];
+    let head = parse_response_head_for(raw, method, &Limits::default(), &mut scratch)
+        .expect("valid")
+        .complete()
+        .expect("complete");
+    let mut out = Vec::new();
+    write_client_response(&head, raw, &mut out, opts);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn client_response_rewrite_table() {
+    use crate::route::HeaderEdits;
+    let edits = HeaderEdits {
+        set: vec![("x-env".into(), "prod".into())].into(),
+        remove: vec!["server".into()].into(),
+    };
+    let plain = ResponseRewrite::default();
+    let cases: &[(&[u8], Method, ResponseRewrite<'_>, &str)] = &[
+        // Hop-by-hop fields and what Connection names go; framing is re-emitted.
+        (
+            b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nTrailer: x\r\nContent-Length: 2\r\nX-Keep: y\r\n\r\nok",
+            Method::Get,
+            plain,
+            "HTTP/1.1 200 OK\r\nX-Keep: y\r\nContent-Length: 2\r\n\r\n",
+        ),
+        // Route edits, the sticky cookie, and Connection: close.
+        (
+            b"HTTP/1.1 404 Not Found\r\nServer: x\r\nX-Env: dev\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Method::Get,
+            ResponseRewrite {
+                edits: Some(&edits),
+                set_cookie: Some(b"rw=1; Path=/"),
+                connection_close: true,
+                ..plain
+            },
+            "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nx-env: prod\r\nSet-Cookie: rw=1; Path=/\r\nConnection: close\r\n\r\n",
+        ),
+        // HEAD: the Content-Length describes the GET body and is passed on.
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",
+            Method::Head,
+            ResponseRewrite {
+                head_request: true,
+                ..plain
+            },
+            "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",
+        ),
+        // 204 with a (forbidden) Content-Length: no body, no length.
+        (
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+            Method::Get,
+            plain,
+            "HTTP/1.1 204 No Content\r\n\r\n",
+        ),
+        // 304 keeps its informational Content-Length.
+        (
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nETag: \"a\"\r\n\r\n",
+            Method::Get,
+            plain,
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nETag: \"a\"\r\n\r\n",
+        ),
+        // An HTTP/1.0 client: chunked body re-framed, keep-alive spelled out.
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Method::Get,
+            ResponseRewrite {
+                dechunk: true,
+                connection_close: true,
+                ..plain
+            },
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
+            Method::Get,
+            ResponseRewrite {
+                keep_alive_1_0: true,
+                ..plain
+            },
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
+        ),
+        // 101 keeps Upgrade and says Connection: upgrade.
+        (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n",
+            Method::Get,
+            plain,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: x\r\nConnection: upgrade\r\n\r\n",
+        ),
+    ];
+    for (raw, method, opts, want) in cases {
+        let got = client_head(raw, *method, opts);
+        assert_eq!(&got, want, "for {:?}", String::from_utf8_lossy(raw));
+        // What we send must itself parse, with the framing we meant.
+        let mut scratch = [httparse::EMPTY_HEADER; 32];
+        assert!(
+            parse_response_head_for(got.as_bytes(), *method, &Limits::default(), &mut scratch)
+                .is_ok(),
+            "{got:?} does not reparse"
+        );
+    }
+}
+
+#[test]
+fn upstream_request_applies_route_edits() {
+    use crate::route::HeaderEdits;
+    let edits = HeaderEdits {
+        set: vec![
+            ("x-env".into(), "prod".into()),
+            ("host".into(), "internal".into()),
+        ]
+        .into(),
+        remove: vec!["cookie".into()].into(),
+    };
+    let opts = RewriteOptions {
+        edits: Some(&edits),
+        ..RewriteOptions::default()
+    };
+    assert_eq!(
+        rewrite(
+            b"GET /a HTTP/1.1\r\nHost: public\r\nCookie: s=1\r\nX-Env: dev\r\nAccept: */*\r\n\r\n",
+            &opts
+        ),
+        "GET /a HTTP/1.1\r\nHost: internal\r\nAccept: */*\r\nx-env: prod\r\n\r\n"
+    );
+}

@@ -12,10 +12,14 @@ use crate::config::RateLimit;
 use crate::control::{PassiveEvent, PassiveSender};
 use crate::health::Passive;
 use crate::lb::{BackendView, Balancer};
-use crate::metrics::{BackendStats, CoreHistograms, HistogramBatch, ListenerStats, Registry};
+use crate::metrics::{
+    BackendStats, CoreHistograms, HistogramBatch, ListenerStats, Registry, RouteStats,
+};
 use crate::rate_limit::RateLimiter;
 use crate::snapshot::{PoolState, SharedSnapshot, Snapshot};
 use crate::sys::Pipe;
+
+use super::upstream::IdlePool;
 
 /// Idle pipes kept per core; beyond this a finished connection's pipes are closed.
 const MAX_IDLE_PIPES: usize = 1024;
@@ -41,6 +45,16 @@ struct CoreInner {
     pipes: RefCell<Vec<Pipe>>,
     /// Client connections open on this core, for draining.
     open: Cell<usize>,
+    /// Idle keep-alive upstream HTTP connections, by backend address.
+    idle: RefCell<IdlePool>,
+    /// A graceful stop has begun: HTTP connections close after their current exchange.
+    draining: Cell<bool>,
+    /// HTTP connections waiting for a next request, woken when draining begins.
+    drain_waiters: RefCell<Vec<std::task::Waker>>,
+    /// HTTP requests waiting for a backend below its connection limit.
+    slot_waiters: RefCell<Vec<std::task::Waker>>,
+    /// This core's batch of access log lines.
+    access_log: RefCell<crate::access_log::CoreLog>,
 }
 
 /// This core's runtime objects for one snapshot generation.
@@ -57,7 +71,24 @@ pub struct CoreView {
     pub rate_limiters: Box<[Option<SharedLimiter>]>,
     /// This core's share of each listener's `max_connections` (`usize::MAX`: none).
     pub connection_caps: Box<[usize]>,
+    /// Per-core HTTP state of each `Http` listener (`None` for the other protocols).
+    pub http: Box<[Option<HttpRuntime>]>,
 }
+
+/// One `Http` listener's per-core objects.
+pub struct HttpRuntime {
+    /// This core's clone of the route table (its own regex scratch space: no lock).
+    pub routes: crate::route::RouteTable,
+    /// Response counters of each route, indexed like the routes.
+    pub route_stats: Box<[Arc<RouteStats>]>,
+    /// Response counters of requests no route took (404, and errors found before routing).
+    pub unrouted: Arc<RouteStats>,
+    /// This core's histogram slot for request durations on this listener.
+    pub request_slot: usize,
+}
+
+/// Label of requests that matched no route, in metrics and logs.
+pub const UNROUTED: &str = "none";
 
 /// One pool's balancer and this core's per-backend bookkeeping.
 pub struct PoolRuntime {
@@ -78,6 +109,8 @@ pub struct PoolRuntime {
     pub connect_slot: usize,
     /// This core's share of each backend's `max_connections` (`u32::MAX`: none).
     pub caps: Box<[u32]>,
+    /// Sticky-cookie token of each backend (computed once, compared per request).
+    pub tokens: Box<[[u8; 16]]>,
 }
 
 /// A listener's rate limiter on this core, shared by the views that use it.
@@ -146,6 +179,11 @@ impl CoreView {
                             .map_or(u32::MAX, |m| share(m as usize, core.workers) as u32)
                     })
                     .collect();
+                let tokens: Box<[[u8; 16]]> = pool
+                    .backends
+                    .iter()
+                    .map(|b| crate::route::sticky_token(b.addr))
+                    .collect();
                 match same {
                     Some(old) => PoolRuntime {
                         balancer: RefCell::new(if old.weights == state.weights {
@@ -159,6 +197,7 @@ impl CoreView {
                         stats,
                         connect_slot,
                         caps: caps.clone(),
+                        tokens: tokens.clone(),
                     },
                     None => PoolRuntime {
                         balancer: RefCell::new(Balancer::new(pool.balance, &state.weights, seed)),
@@ -168,6 +207,7 @@ impl CoreView {
                         stats,
                         connect_slot,
                         caps: caps.clone(),
+                        tokens,
                     },
                 }
             })
@@ -202,6 +242,23 @@ impl CoreView {
                     .map_or(usize::MAX, |m| share(m, core.workers))
             })
             .collect();
+        let http = listeners
+            .iter()
+            .map(|l| {
+                let settings = l.protocol.http()?;
+                let routes = &settings.routes;
+                Some(HttpRuntime {
+                    routes: routes.table.clone(),
+                    route_stats: routes
+                        .names
+                        .iter()
+                        .map(|r| core.registry.route(core.index, &l.name, r))
+                        .collect(),
+                    unrouted: core.registry.route(core.index, &l.name, UNROUTED),
+                    request_slot: histograms.request_slot(&l.name),
+                })
+            })
+            .collect();
         CoreView {
             snapshot,
             pools,
@@ -209,6 +266,7 @@ impl CoreView {
             duration_slots,
             rate_limiters,
             connection_caps,
+            http,
         }
     }
 
@@ -254,6 +312,7 @@ impl Core {
         shared: Arc<SharedSnapshot>,
         passive: PassiveSender,
         registry: Arc<Registry>,
+        access_log: &crate::access_log::AccessLogSink,
     ) -> Core {
         let first = shared.load();
         let mut inner = CoreInner {
@@ -272,9 +331,15 @@ impl Core {
                 duration_slots: Box::new([]),
                 rate_limiters: Box::new([]),
                 connection_caps: Box::new([]),
+                http: Box::new([]),
             })),
             pipes: RefCell::new(Vec::new()),
             open: Cell::new(0),
+            idle: RefCell::new(IdlePool::default()),
+            draining: Cell::new(false),
+            drain_waiters: RefCell::new(Vec::new()),
+            slot_waiters: RefCell::new(Vec::new()),
+            access_log: RefCell::new(crate::access_log::CoreLog::new(access_log)),
         };
         let view = CoreView::build(first, None, &inner);
         inner.view = RefCell::new(Rc::new(view));
@@ -297,6 +362,12 @@ impl Core {
             .histograms
             .borrow_mut()
             .record_duration(view.duration_slots[listener], micros);
+    }
+
+    /// Record how long one HTTP request took, in histogram slot `slot`.
+    pub fn record_request(&self, slot: usize, elapsed: std::time::Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.0.histograms.borrow_mut().record_request(slot, micros);
     }
 
     /// Everything recorded since the last call, for the control thread to merge.
@@ -353,6 +424,66 @@ impl Core {
     pub fn connection_opened(&self) -> OpenGuard {
         self.0.open.set(self.0.open.get() + 1);
         OpenGuard(self.clone())
+    }
+
+    /// This core's access log batch.
+    pub fn access_log(&self) -> std::cell::RefMut<'_, crate::access_log::CoreLog> {
+        self.0.access_log.borrow_mut()
+    }
+
+    /// This core's pool of idle upstream HTTP connections.
+    pub fn idle_pool(&self) -> std::cell::RefMut<'_, IdlePool> {
+        self.0.idle.borrow_mut()
+    }
+
+    /// Start a graceful stop: idle HTTP connections waiting for a request close now, busy
+    /// ones after their current exchange.
+    pub fn begin_drain(&self) {
+        self.0.draining.set(true);
+        for waker in self.0.drain_waiters.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Whether a graceful stop has begun.
+    pub fn is_draining(&self) -> bool {
+        self.0.draining.get()
+    }
+
+    /// Completes once a graceful stop begins (immediately if it has).
+    pub async fn drained(&self) {
+        std::future::poll_fn(|cx| {
+            if self.0.draining.get() {
+                std::task::Poll::Ready(())
+            } else {
+                self.0.drain_waiters.borrow_mut().push(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Wait until some backend connection on this core ends (a chance for a backend at
+    /// its connection limit to take another request). Spurious wake-ups are possible.
+    pub async fn backend_slot_freed(&self) {
+        let mut registered = false;
+        std::future::poll_fn(|cx| {
+            if registered {
+                std::task::Poll::Ready(())
+            } else {
+                registered = true;
+                self.0.slot_waiters.borrow_mut().push(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Wake requests queued for a backend slot (called when a backend connection ends).
+    pub fn wake_slot_waiters(&self) {
+        for waker in self.0.slot_waiters.borrow_mut().drain(..) {
+            waker.wake();
+        }
     }
 
     /// A pipe from this core's pool, or a new one of `capacity` bytes.

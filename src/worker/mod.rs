@@ -5,9 +5,11 @@
 //! read with one atomic load per connection.
 
 mod core;
+mod http;
 mod relay;
 mod tcp;
 mod udp;
+mod upstream;
 
 use std::future::Future;
 use std::io;
@@ -80,6 +82,8 @@ pub struct WorkerSpec {
     pub lifecycle: Arc<Lifecycle>,
     /// Which driver to run.
     pub driver: Driver,
+    /// Where access log lines go.
+    pub access_log: crate::access_log::AccessLogSink,
 }
 
 /// How often a worker ships its histograms to the control thread.
@@ -173,7 +177,7 @@ fn start_accept(core: &Core, name: String, socket: BoundSocket) -> Option<Accept
     let index = view.snapshot.listener_index(&name)?;
     let label: std::rc::Rc<str> = std::rc::Rc::from(name.as_str());
     let registered = match (socket, &view.snapshot.config.listeners[index].protocol) {
-        (BoundSocket::Tcp(socket), Protocol::Tcp { .. }) => {
+        (BoundSocket::Tcp(socket), Protocol::Tcp { .. } | Protocol::Http(_)) => {
             monoio::net::TcpListener::from_std(socket)
                 .map(|l| Box::pin(tcp::accept_loop(core.clone(), label, l)) as TaskBox)
         }
@@ -208,6 +212,7 @@ async fn serve(spec: WorkerSpec) {
         spec.shared,
         spec.passive,
         spec.registry,
+        &spec.access_log,
     );
     let histograms = spec.histograms;
     let mut last_shipped = std::time::Instant::now();
@@ -228,6 +233,8 @@ async fn serve(spec: WorkerSpec) {
             if lifecycle.is_draining() {
                 return std::task::Poll::Ready(());
             }
+            core.idle_pool().sweep(std::time::Instant::now());
+            core.access_log().flush();
             let view = core.view();
             for added in new_listeners.try_iter() {
                 loops.extend(start_accept(&core, added.name, added.socket));
@@ -255,6 +262,9 @@ async fn serve(spec: WorkerSpec) {
     })
     .await;
     drop(loops);
+    // Idle keep-alive connections (both sides) close now; busy ones after their exchange.
+    core.begin_drain();
+    core.idle_pool().clear();
     // Drain: wait for this core's connections to finish, or for the grace deadline.
     let deadline = lifecycle
         .grace_deadline()
@@ -269,4 +279,5 @@ async fn serve(spec: WorkerSpec) {
             core.open_connections()
         ));
     }
+    core.access_log().flush();
 }

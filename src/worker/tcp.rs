@@ -98,8 +98,9 @@ async fn serve_connection(
     let listener = &view.snapshot.config.listeners[listener_index];
     let started = Instant::now();
     let stats: &ListenerStats = &active.0;
-    let (pool, mode) = match listener.protocol {
-        Protocol::Tcp { pool, relay } => (pool, relay),
+    let l4 = match listener.protocol {
+        Protocol::Tcp { pool, relay } => Some((pool, relay)),
+        Protocol::Http(_) => None,
         Protocol::Udp { .. } => return, // never: UDP sockets have no accept loop
     };
     let timeouts = listener.timeouts;
@@ -140,6 +141,13 @@ async fn serve_connection(
             }
         }
     }
+
+    let Some((pool, mode)) = l4 else {
+        // HTTP: rate limits apply per request there (answered with 429).
+        drop(view);
+        super::http::serve(&core, &name, client, source, early, stats).await;
+        return;
+    };
 
     if let Some(limiter) = &view.rate_limiters[listener_index] {
         if !limiter.borrow_mut().allow(source.ip(), Instant::now()) {

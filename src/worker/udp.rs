@@ -100,7 +100,7 @@ fn open_flow(
     now: Instant,
 ) -> Option<Rc<Flow>> {
     let config = &view.snapshot.config.listeners[listener];
-    let pool = config.protocol.pool();
+    let pool = config.protocol.pool()?;
     let runtime = &view.pools[pool];
     let key = hash_ip(client.ip());
     let mut tried = Tried::default();

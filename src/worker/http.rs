@@ -1,0 +1,1338 @@
+//! The L7 path: one task per client connection, proxying HTTP/1.1 requests one at a time.
+//!
+//! This is the thin IO shell around the pure core: [`crate::http1`] decides where every
+//! message starts and ends and what its rewritten head is, [`crate::route`] picks the
+//! route, [`crate::lb`] the backend. The loop here only reads, writes and waits:
+//!
+//! 1. read until [`parse_request_head`] has a complete head (`client_idle` for the first
+//!    byte, then `client_header` for the rest: a slowloris client gets 408);
+//! 2. route it; answer directly, or take a backend: the sticky cookie's, else the
+//!    balancer's; reuse an idle keep-alive connection from this core's [`IdlePool`] or
+//!    connect (each backend tried at most once);
+//! 3. send the rewritten head and stream the body through a [`BodyTracker`], so memory
+//!    stays bounded whatever the body size;
+//! 4. read the response head (`upstream_response`, else 504), forward interim 1xx,
+//!    switch to a byte relay on `101`, rewrite and stream the final response;
+//! 5. park the upstream connection if it can carry another request, and loop for the
+//!    next (possibly already pipelined) request unless either side asked to close.
+//!
+//! Requests on one connection are handled strictly in order, one at a time, so pipelined
+//! requests are answered in order and a backend never sees more requests than the client
+//! sent. Every failure ends in a generated response when nothing of the response has
+//! been sent yet, and in closing the connection otherwise; none of them panics.
+//!
+//! [`IdlePool`]: super::upstream::IdlePool
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::core::{Core, CoreView, HttpRuntime, Tried};
+use crate::access_log::Entry;
+use crate::config::{AccessLogFormat, HttpSettings, Listener, Sticky};
+use crate::health::Passive;
+use crate::http1::{
+    parse_request_head, parse_response_head_for, write_client_response, write_upstream_request,
+    BodyError, BodyFraming, BodyTracker, ChunkedDecoder, ForwardedProto, HeadStatus, Limits,
+    Method, RequestError, RequestHead, ResponseHead, ResponseRewrite, RewriteOptions,
+};
+use crate::lb::hash_ip;
+use crate::metrics::{ListenerStats, RouteStats};
+use crate::route::{Action, IterHeaders, RequestView};
+
+/// Spare room asked for before each read; also the starting size of each buffer.
+const READ_CHUNK: usize = 16 * 1024;
+/// Body bytes already buffered behind a head that are sent with it in one write.
+const COALESCE_MAX: usize = 16 * 1024;
+/// Limits for response heads from backends: they are trusted more than clients, but a
+/// broken one must not make us buffer without end.
+const UPSTREAM_LIMITS: Limits = Limits {
+    max_head_bytes: 64 * 1024,
+    max_headers: crate::http1::DEFAULT_MAX_HEADERS,
+    max_uri_bytes: 8 * 1024,
+    max_body_bytes: None,
+    max_chunk_ext_bytes: 1024,
+    max_trailer_bytes: 8 * 1024,
+};
+
+/// Bytes read from one socket and not consumed yet: `buf[pos..]`.
+///
+/// Owned buffers, because io_uring writes into memory the kernel holds until the
+/// operation completes: each read or write hands the `Vec` over and gets it back.
+struct Inbound {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Inbound {
+    fn new(mut early: Vec<u8>) -> Inbound {
+        early.reserve(READ_CHUNK);
+        Inbound { buf: early, pos: 0 }
+    }
+
+    fn data(&self) -> &[u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    /// Mark the first `n` buffered bytes as used.
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+        if self.pos == self.buf.len() {
+            // Everything used: start over at the front, so the buffer never creeps.
+            self.buf.clear();
+            self.pos = 0;
+        }
+    }
+
+    /// Read once from `stream`, appending. `Ok(0)` is end of stream.
+    async fn read_more(&mut self, stream: &mut TcpStream) -> io::Result<usize> {
+        if self.pos > 0 {
+            // Move the unconsumed tail to the front (a head in progress, usually short)
+            // so the buffer's spare room is at the end where the kernel writes.
+            self.buf.copy_within(self.pos.., 0);
+            self.buf.truncate(self.buf.len() - self.pos);
+            self.pos = 0;
+        }
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 2 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        let len = self.buf.len();
+        let buf = std::mem::take(&mut self.buf);
+        let (res, slice) = stream.read(buf.slice_mut(len..)).await;
+        self.buf = slice.into_inner();
+        res
+    }
+
+    /// Write `range` of the buffered bytes (relative to [`data`](Self::data)) to `to`
+    /// without copying them, consuming nothing.
+    async fn write_range(
+        &mut self,
+        range: std::ops::Range<usize>,
+        to: &mut TcpStream,
+    ) -> io::Result<()> {
+        let (start, end) = (self.pos + range.start, self.pos + range.end);
+        let buf = std::mem::take(&mut self.buf);
+        let (res, slice) = to.write_all(buf.slice(start..end)).await;
+        self.buf = slice.into_inner();
+        res.map(|_| ())
+    }
+
+    /// Write the first `n` buffered bytes to `to` and consume them.
+    async fn forward(&mut self, n: usize, to: &mut TcpStream) -> io::Result<()> {
+        self.write_range(0..n, to).await?;
+        self.consume(n);
+        Ok(())
+    }
+}
+
+/// Write all of `out` to `stream`, handing the buffer back for reuse.
+async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+    let buf = std::mem::take(out);
+    let (res, buf) = stream.write_all(buf).await;
+    *out = buf;
+    res.map(|_| ())
+}
+
+/// Bound `fut` by `limit`; a timeout becomes `ErrorKind::TimedOut`.
+async fn within<T>(
+    limit: Duration,
+    fut: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    match monoio::time::timeout(limit, fut).await {
+        Ok(res) => res,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// Whether the client connection goes on after an exchange.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// What one exchange did, for metrics and the access log.
+struct Outcome {
+    status: u16,
+    bytes_sent: u64,
+    upstream: Option<SocketAddr>,
+    /// Why ringway generated the response itself, when it did.
+    reason: Option<&'static str>,
+}
+
+impl Outcome {
+    fn local(status: u16, reason: Option<&'static str>) -> Outcome {
+        Outcome {
+            status,
+            bytes_sent: 0,
+            upstream: None,
+            reason,
+        }
+    }
+}
+
+/// One client connection's buffers and settings, reused by every request on it.
+struct Conn<'a> {
+    core: &'a Core,
+    name: &'a str,
+    client: TcpStream,
+    /// The real client (after a PROXY protocol header): X-Forwarded-For, rate limits,
+    /// source hashing.
+    source: SocketAddr,
+    cin: Inbound,
+    /// The current upstream connection's unread bytes. Kept per client connection: an
+    /// upstream connection is only parked when nothing of it is buffered.
+    uin: Inbound,
+    /// Heads written for either side.
+    out: Vec<u8>,
+    stats: &'a ListenerStats,
+    /// The current request's fields for the access log (when the listener has one).
+    meta: LogMeta,
+}
+
+/// The request fields an access log line needs, copied out of the client buffer when
+/// the head is parsed (streaming the body reuses that buffer). The copy goes into one
+/// `Vec` kept for the connection's life, so it allocates nothing once warm.
+#[derive(Default)]
+struct LogMeta {
+    buf: Vec<u8>,
+    method: std::ops::Range<usize>,
+    target: std::ops::Range<usize>,
+    host: Option<std::ops::Range<usize>>,
+    referer: Option<std::ops::Range<usize>>,
+    user_agent: Option<std::ops::Range<usize>>,
+    version_minor: u8,
+    time: Option<std::time::SystemTime>,
+}
+
+impl LogMeta {
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.method = 0..0;
+        self.target = 0..0;
+        self.host = None;
+        self.referer = None;
+        self.user_agent = None;
+        self.version_minor = 1;
+        self.time = Some(std::time::SystemTime::now());
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(bytes);
+        start..self.buf.len()
+    }
+
+    fn record(&mut self, head: &RequestHead, data: &[u8]) {
+        self.clear();
+        self.method = self.push(head.method_bytes(data));
+        self.target = self.push(head.target_bytes(data));
+        self.host = head.host_bytes(data).map(|h| self.push(h));
+        self.referer = head.header(data, "referer").map(|v| self.push(v));
+        self.user_agent = head.header(data, "user-agent").map(|v| self.push(v));
+        self.version_minor = head.version_minor;
+    }
+
+    fn get(&self, range: &std::ops::Range<usize>) -> &[u8] {
+        self.buf.get(range.clone()).unwrap_or(&[])
+    }
+}
+
+/// Serve HTTP/1.1 on an accepted client connection until it closes.
+///
+/// `early` holds bytes already read (after a PROXY protocol header).
+pub async fn serve(
+    core: &Core,
+    name: &str,
+    client: TcpStream,
+    source: SocketAddr,
+    early: Vec<u8>,
+    stats: &ListenerStats,
+) {
+    let mut conn = Conn {
+        core,
+        name,
+        client,
+        source,
+        cin: Inbound::new(early),
+        uin: Inbound::new(Vec::new()),
+        out: Vec::with_capacity(1024),
+        stats,
+        meta: LogMeta::default(),
+    };
+    loop {
+        // A fresh view per request: reloads and health changes apply to the next
+        // request on a long-lived keep-alive connection, not only to new connections.
+        let view = core.view();
+        let Some(index) = view.snapshot.listener_index(name) else {
+            return; // the listener is gone after a reload
+        };
+        let listener = &view.snapshot.config.listeners[index];
+        let (Some(settings), Some(Some(runtime))) =
+            (listener.protocol.http(), view.http.get(index))
+        else {
+            return; // the listener changed protocol in a reload
+        };
+        match conn
+            .exchange(&view, index, listener, settings, runtime)
+            .await
+        {
+            Next::KeepAlive if !core.is_draining() => {}
+            _ => break,
+        }
+    }
+    // Tell the client we are done writing before the socket closes, so a response it
+    // has not read yet is not cut short by a reset.
+    let _ = crate::sys::shutdown_write(std::os::fd::AsRawFd::as_raw_fd(&conn.client));
+}
+
+/// A parsed request head with the scratch space `httparse` needs. Kept in a small
+/// function so the scratch array lives on the stack only while parsing.
+fn parse_head(data: &[u8], limits: &Limits) -> Result<HeadStatus<RequestHead>, RequestError> {
+    if limits.max_headers <= crate::http1::DEFAULT_MAX_HEADERS {
+        let mut scratch = [httparse::EMPTY_HEADER; crate::http1::DEFAULT_MAX_HEADERS];
+        parse_request_head(data, limits, &mut scratch)
+    } else {
+        let mut scratch = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        parse_request_head(data, limits, &mut scratch)
+    }
+}
+
+/// How reading a request head ended without a head.
+enum NoHead {
+    /// The client closed, or went quiet between requests: close without a word.
+    Quiet,
+    /// The head is invalid or incomplete in time: answer this status, then close.
+    Reject(u16, &'static str),
+}
+
+impl Conn<'_> {
+    /// Read the next request head; `Ok` holds the head, parsed from `cin.data()`.
+    async fn read_head(&mut self, settings: &HttpSettings) -> Result<RequestHead, NoHead> {
+        let mut header_deadline = None;
+        loop {
+            // Check: a complete head may already be buffered (pipelining).
+            match parse_head(self.cin.data(), &settings.limits) {
+                Ok(HeadStatus::Complete(head)) => return Ok(head),
+                Ok(HeadStatus::Partial) => {}
+                Err(e) => return Err(NoHead::Reject(e.status(), e.reason())),
+            }
+            // Parse needs more: between requests the client has `client_idle` to start,
+            // then `client_header` for the whole head, however slowly it trickles.
+            let limit = if self.cin.is_empty() {
+                settings.timeouts.client_idle
+            } else {
+                let deadline = *header_deadline
+                    .get_or_insert_with(|| Instant::now() + settings.timeouts.client_header);
+                deadline.saturating_duration_since(Instant::now())
+            };
+            let started = !self.cin.is_empty();
+            let read = {
+                let core = self.core;
+                let read = within(limit, self.cin.read_more(&mut self.client));
+                if started {
+                    read.await
+                } else {
+                    // An idle keep-alive connection closes as soon as a drain begins.
+                    monoio::select! {
+                        r = read => r,
+                        _ = core.drained() => return Err(NoHead::Quiet),
+                    }
+                }
+            };
+            match read {
+                Ok(0) => return Err(NoHead::Quiet),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && started => {
+                    return Err(NoHead::Reject(408, "request head not received in time"));
+                }
+                Err(_) => return Err(NoHead::Quiet),
+            }
+        }
+    }
+
+    /// Handle one request from head to the end of its response.
+    async fn exchange(
+        &mut self,
+        view: &Rc<CoreView>,
+        index: usize,
+        listener: &Listener,
+        settings: &HttpSettings,
+        runtime: &HttpRuntime,
+    ) -> Next {
+        let logging = listener.access_log != AccessLogFormat::Off;
+        let head = match self.read_head(settings).await {
+            Ok(head) => head,
+            Err(NoHead::Quiet) => return Next::Close,
+            Err(NoHead::Reject(status, why)) => {
+                self.log_debug(listener, format_args!("{status}: {why}"));
+                self.respond_error(status, true).await;
+                self.meta.clear();
+                let outcome = Outcome::local(status, Some(why));
+                self.finish(listener, runtime, None, Instant::now(), &outcome);
+                return Next::Close;
+            }
+        };
+        let started = Instant::now();
+        if logging {
+            self.meta.record(&head, self.cin.data());
+        }
+
+        // Rate limit per request: one client may not flood the backends by reusing a
+        // single keep-alive connection.
+        if let Some(limiter) = &view.rate_limiters[index] {
+            if !limiter.borrow_mut().allow(self.source.ip(), started) {
+                self.stats
+                    .rate_limited_total
+                    .fetch_add(1, Ordering::Relaxed);
+                let close = head.framing != BodyFraming::None || !head.keep_alive;
+                self.cin.consume(head.head_len);
+                self.respond_error(429, close).await;
+                let outcome = Outcome::local(429, Some("client over its rate limit"));
+                self.finish(listener, runtime, None, started, &outcome);
+                return if close { Next::Close } else { Next::KeepAlive };
+            }
+        }
+
+        let data = self.cin.data();
+        let headers = IterHeaders(head.headers(data).map(|f| (f.name, f.value)));
+        let request = RequestView {
+            method: head.method_bytes(data),
+            host: head.host_bytes(data),
+            target: head.target_bytes(data),
+            headers: &headers,
+        };
+        let Some((route, action)) = runtime.routes.lookup(&request) else {
+            let close = head.framing != BodyFraming::None || !head.keep_alive;
+            self.cin.consume(head.head_len);
+            self.respond_error(404, close).await;
+            self.finish(
+                listener,
+                runtime,
+                None,
+                started,
+                &Outcome::local(404, Some("no route")),
+            );
+            return if close { Next::Close } else { Next::KeepAlive };
+        };
+        match action {
+            Action::Respond {
+                status,
+                body,
+                content_type,
+            } => {
+                // The body is not read: close after answering a request that has one.
+                let close = head.framing != BodyFraming::None || !head.keep_alive;
+                let is_head = head.method == Method::Head;
+                self.cin.consume(head.head_len);
+                self.out.clear();
+                write_direct(&mut self.out, *status, content_type, body, close, is_head);
+                let ok = within(
+                    settings.timeouts.client_idle,
+                    write_out(&mut self.client, &mut self.out),
+                )
+                .await
+                .is_ok();
+                let sent = if is_head { 0 } else { body.len() as u64 };
+                let outcome = Outcome {
+                    status: *status,
+                    bytes_sent: sent,
+                    upstream: None,
+                    reason: None,
+                };
+                self.finish(listener, runtime, Some(route), started, &outcome);
+                if close || !ok {
+                    Next::Close
+                } else {
+                    Next::KeepAlive
+                }
+            }
+            Action::Proxy {
+                pool,
+                request: request_edits,
+                response: response_edits,
+            } => {
+                let sticky = sticky_backend(view, *pool, &request);
+                let exchange = Proxied {
+                    head,
+                    pool: *pool,
+                    sticky,
+                    request_edits,
+                    response_edits,
+                };
+                let (next, outcome) = self.proxy(view, listener, settings, &exchange).await;
+                self.finish(listener, runtime, Some(route), started, &outcome);
+                next
+            }
+        }
+    }
+
+    /// Record one finished exchange: per-route counters, the latency histogram, and the
+    /// access log.
+    fn finish(
+        &self,
+        listener: &Listener,
+        runtime: &HttpRuntime,
+        route: Option<usize>,
+        started: Instant,
+        outcome: &Outcome,
+    ) {
+        let stats: &RouteStats = match route.and_then(|r| runtime.route_stats.get(r)) {
+            Some(s) => s,
+            None => &runtime.unrouted,
+        };
+        stats.count(outcome.status);
+        let elapsed = started.elapsed();
+        self.core.record_request(runtime.request_slot, elapsed);
+        if listener.access_log == AccessLogFormat::Off {
+            return;
+        }
+        let meta = &self.meta;
+        let route_label = match (route, listener.protocol.http()) {
+            (Some(r), Some(h)) => h.routes.names.get(r).map_or("", String::as_str),
+            _ => "",
+        };
+        let entry = Entry {
+            client: self.source.ip(),
+            time: meta.time.unwrap_or_else(std::time::SystemTime::now),
+            method: meta.get(&meta.method),
+            target: meta.get(&meta.target),
+            version_minor: meta.version_minor,
+            status: outcome.status,
+            bytes_sent: outcome.bytes_sent,
+            referer: meta.referer.as_ref().map(|r| meta.get(r)),
+            user_agent: meta.user_agent.as_ref().map(|r| meta.get(r)),
+            host: meta.host.as_ref().map(|r| meta.get(r)),
+            listener: &listener.name,
+            route: route_label,
+            upstream: outcome.upstream,
+            duration: elapsed,
+            reason: outcome.reason,
+        };
+        self.core.access_log().log(listener.access_log, &entry);
+    }
+
+    fn log_debug(&self, listener: &Listener, what: std::fmt::Arguments<'_>) {
+        crate::log::debug(format_args!(
+            "listener {}: {}: {what}",
+            listener.name, self.source
+        ));
+    }
+
+    /// Send a generated error response; failures to write are ignored (the client is
+    /// going away, or is about to be closed anyway).
+    async fn respond_error(&mut self, status: u16, close: bool) {
+        self.out.clear();
+        write_error(&mut self.out, status, close);
+        let _ = within(
+            Duration::from_secs(5),
+            write_out(&mut self.client, &mut self.out),
+        )
+        .await;
+    }
+}
+
+/// The parts of a routed request that the proxying steps need.
+struct Proxied<'r> {
+    head: RequestHead,
+    pool: usize,
+    /// The backend the request's sticky cookie names, if usable.
+    sticky: Option<StickyChoice>,
+    request_edits: &'r crate::route::HeaderEdits,
+    response_edits: &'r crate::route::HeaderEdits,
+}
+
+/// What the sticky cookie said.
+#[derive(Clone, Copy)]
+struct StickyChoice {
+    /// The backend it names, when that backend can take the request.
+    backend: Option<usize>,
+}
+
+/// The sticky state of a request to `pool`: `None` when the pool is not sticky.
+fn sticky_backend(view: &CoreView, pool: usize, request: &RequestView<'_>) -> Option<StickyChoice> {
+    let Some(Sticky::Cookie { name }) = &view.snapshot.config.pools[pool].sticky else {
+        return None;
+    };
+    let runtime = &view.pools[pool];
+    let state = &view.snapshot.pools[pool];
+    let backend = request.cookie(name).and_then(|value| {
+        let i = runtime.tokens.iter().position(|t| t[..] == *value)?;
+        (state.usable[i] && runtime.active[i].get() < runtime.caps[i]).then_some(i)
+    });
+    Some(StickyChoice { backend })
+}
+
+/// A backend connection held for one exchange: counts as load on its backend (least
+/// connections, connection limits) until dropped.
+struct Lease {
+    core: Core,
+    view: Rc<CoreView>,
+    pool: usize,
+    backend: usize,
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+    reused: bool,
+}
+
+impl Lease {
+    fn new(core: &Core, view: &Rc<CoreView>, pool: usize, backend: usize) -> Lease {
+        let runtime = &view.pools[pool];
+        let cell = &runtime.active[backend];
+        cell.set(cell.get() + 1);
+        runtime.stats[backend]
+            .active_connections
+            .fetch_add(1, Ordering::Relaxed);
+        Lease {
+            core: core.clone(),
+            view: view.clone(),
+            pool,
+            backend,
+            addr: view.snapshot.config.pools[pool].backends[backend].addr,
+            stream: None,
+            reused: false,
+        }
+    }
+
+    fn stream(&mut self) -> &mut TcpStream {
+        self.stream
+            .as_mut()
+            .expect("a lease always holds its stream once acquired")
+    }
+
+    fn report(&self, event: Passive) {
+        self.core.report(&self.view, self.pool, self.backend, event);
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let runtime = &self.view.pools[self.pool];
+        let cell = &runtime.active[self.backend];
+        cell.set(cell.get().saturating_sub(1));
+        runtime.stats[self.backend]
+            .active_connections
+            .fetch_sub(1, Ordering::Relaxed);
+        // A request queued because every backend was at its limit may go on now.
+        self.core.wake_slot_waiters();
+    }
+}
+
+/// Why no backend connection could be had.
+enum NoBackend {
+    /// None usable (down, drained, or all at their limit past the queue time): 503.
+    Unavailable,
+    /// Every usable backend was tried and none answered: 502.
+    Failed,
+}
+
+/// How reading a response head ended without one.
+enum NoResponse {
+    /// Nothing arrived within `upstream_response`: 504.
+    Timeout,
+    /// The connection ended (or failed) before a complete head; `nothing` when not a
+    /// byte of the response had arrived (a stale keep-alive connection looks like this).
+    Closed { nothing: bool },
+    /// The head is malformed: 502, and the connection is not reused.
+    Malformed,
+}
+
+impl Conn<'_> {
+    /// Get a connection to a backend of `pool`: the sticky one first, else the
+    /// balancer's choice; an idle parked connection when one is fit, else a new one.
+    async fn acquire(
+        &mut self,
+        view: &Rc<CoreView>,
+        listener: &Listener,
+        pool: usize,
+        preferred: Option<usize>,
+        tried: &mut Tried,
+        fresh_only: bool,
+    ) -> Result<Lease, NoBackend> {
+        let key = hash_ip(self.source.ip());
+        let runtime = &view.pools[pool];
+        let backends = &view.snapshot.config.pools[pool].backends;
+        let connect_timeout = listener.timeouts.connect;
+        let queue_deadline = Instant::now() + connect_timeout;
+        let mut preferred = preferred.filter(|&i| !tried.contains(i));
+        let mut attempted = false;
+        loop {
+            let index = match preferred.take() {
+                Some(i) => {
+                    tried.insert(i);
+                    i
+                }
+                None => match view.pick(pool, key, tried) {
+                    Some(i) => i,
+                    None if !attempted && self.all_full(view, pool, tried) => {
+                        // Every usable backend is at its connection limit: wait in line
+                        // for a slot rather than failing at once, up to the connect
+                        // timeout, then 503.
+                        let left = queue_deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero()
+                            || monoio::time::timeout(left, self.core.backend_slot_freed())
+                                .await
+                                .is_err()
+                        {
+                            return Err(NoBackend::Unavailable);
+                        }
+                        continue;
+                    }
+                    None if attempted => return Err(NoBackend::Failed),
+                    None => return Err(NoBackend::Unavailable),
+                },
+            };
+            attempted = true;
+            let mut lease = Lease::new(self.core, view, pool, index);
+            let addr = backends[index].addr;
+            if !fresh_only {
+                if let Some(stream) = self.core.idle_pool().take(addr, Instant::now()) {
+                    lease.stream = Some(stream);
+                    lease.reused = true;
+                    return Ok(lease);
+                }
+            }
+            let stats = &runtime.stats[index];
+            let started = Instant::now();
+            match monoio::time::timeout(connect_timeout, TcpStream::connect_addr(addr)).await {
+                Ok(Ok(stream)) => {
+                    self.core.record_connect(runtime, started.elapsed());
+                    stats.connections_total.fetch_add(1, Ordering::Relaxed);
+                    let _ = stream.set_nodelay(true);
+                    lease.stream = Some(stream);
+                    return Ok(lease);
+                }
+                Ok(Err(e)) => {
+                    stats.connect_failures_total.fetch_add(1, Ordering::Relaxed);
+                    lease.report(Passive::ConnectFailure);
+                    crate::log::debug(format_args!("upstream {addr}: connect failed: {e}"));
+                }
+                Err(_) => {
+                    stats.connect_failures_total.fetch_add(1, Ordering::Relaxed);
+                    lease.report(Passive::Timeout);
+                    crate::log::debug(format_args!(
+                        "upstream {addr}: connect timed out after {connect_timeout:?}"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Whether some backend of `pool` would be usable but for its connection limit.
+    fn all_full(&self, view: &CoreView, pool: usize, tried: &Tried) -> bool {
+        let runtime = &view.pools[pool];
+        let state = &view.snapshot.pools[pool];
+        (0..state.usable.len()).any(|i| {
+            state.usable[i] && !tried.contains(i) && runtime.active[i].get() >= runtime.caps[i]
+        })
+    }
+
+    /// Read from the upstream until a complete response head is buffered in `uin`.
+    async fn read_response_head(
+        &mut self,
+        lease: &mut Lease,
+        method: Method,
+        deadline: Instant,
+    ) -> Result<ResponseHead, NoResponse> {
+        let mut got_any = !self.uin.is_empty();
+        loop {
+            if !self.uin.is_empty() {
+                let mut scratch = [httparse::EMPTY_HEADER; crate::http1::DEFAULT_MAX_HEADERS];
+                match parse_response_head_for(
+                    self.uin.data(),
+                    method,
+                    &UPSTREAM_LIMITS,
+                    &mut scratch,
+                ) {
+                    Ok(HeadStatus::Complete(head)) => return Ok(head),
+                    Ok(HeadStatus::Partial) => {}
+                    Err(_) => return Err(NoResponse::Malformed),
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match within(left, self.uin.read_more(lease.stream())).await {
+                Ok(0) => return Err(NoResponse::Closed { nothing: !got_any }),
+                Ok(_) => got_any = true,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(NoResponse::Timeout),
+                Err(_) => return Err(NoResponse::Closed { nothing: !got_any }),
+            }
+        }
+    }
+
+    /// Proxy one routed request to its pool and stream the response back.
+    async fn proxy(
+        &mut self,
+        view: &Rc<CoreView>,
+        listener: &Listener,
+        settings: &HttpSettings,
+        req: &Proxied<'_>,
+    ) -> (Next, Outcome) {
+        let head = req.head;
+        let timeouts = settings.timeouts;
+        let idle = listener.timeouts.idle;
+        let client_keep_alive = head.keep_alive;
+        let has_body = head.framing != BodyFraming::None;
+        // A request may be sent again on a fresh connection only when nothing of it can
+        // have been acted on: a safe method without a body (RFC 9110 §9.2.2).
+        let retryable = !has_body
+            && matches!(
+                head.method,
+                Method::Get | Method::Head | Method::Options | Method::Trace
+            );
+
+        // The rewritten head goes into `out` once; a retry resends the same bytes.
+        self.out.clear();
+        let opts = RewriteOptions {
+            client_addr: Some(self.source.ip()),
+            proto: Some(ForwardedProto::Http),
+            default_host: "localhost",
+            set_headers: &[],
+            remove_headers: &[],
+            connection_close: false,
+            edits: Some(req.request_edits),
+        };
+        write_upstream_request(&head, self.cin.data(), &mut self.out, &opts);
+        self.cin.consume(head.head_len);
+        let head_len = self.out.len();
+
+        let mut tracker = BodyTracker::new(head.framing, &settings.limits);
+        let mut tried = Tried::default();
+        let mut fresh_only = false;
+        let preferred = req.sticky.and_then(|s| s.backend);
+        let (mut lease, response) = loop {
+            let mut lease = match self
+                .acquire(view, listener, req.pool, preferred, &mut tried, fresh_only)
+                .await
+            {
+                Ok(lease) => lease,
+                Err(NoBackend::Unavailable) => {
+                    return self
+                        .fail(503, "no backend available", has_body || !client_keep_alive)
+                        .await
+                }
+                Err(NoBackend::Failed) => {
+                    return self
+                        .fail(502, "no backend answered", has_body || !client_keep_alive)
+                        .await
+                }
+            };
+            // Body bytes that came with the head go out in the same write.
+            self.out.truncate(head_len);
+            let mut body_done = tracker.is_done();
+            if !body_done && !self.cin.is_empty() {
+                match tracker.feed(self.cin.data()) {
+                    Ok((n, done)) if n <= COALESCE_MAX => {
+                        self.out.extend_from_slice(&self.cin.data()[..n]);
+                        self.cin.consume(n);
+                        body_done = done;
+                    }
+                    Ok(_) => {
+                        // Too much to copy: restart the tracker and stream it below.
+                        tracker = BodyTracker::new(head.framing, &settings.limits);
+                    }
+                    Err(e) => return self.reject_body(e).await,
+                }
+            }
+            self.uin = Inbound::new(std::mem::take(&mut self.uin.buf));
+            self.uin.buf.clear();
+            let sent = within(idle, write_out(lease.stream(), &mut self.out)).await;
+            if sent.is_err() {
+                if lease.reused && retryable {
+                    fresh_only = true;
+                    tried = Tried::default();
+                    continue;
+                }
+                lease.report(Passive::Reset);
+                return self.fail(502, "upstream write failed", true).await;
+            }
+            if !body_done {
+                // `Expect: 100-continue` with the body not sent yet: the backend answers
+                // first, either 100 (send the body) or a final status (don't).
+                if head.expect_continue && self.cin.is_empty() {
+                    let deadline = Instant::now() + timeouts.upstream_response;
+                    match self
+                        .read_response_head(&mut lease, head.method, deadline)
+                        .await
+                    {
+                        Ok(resp) if resp.is_interim() => {
+                            if self.forward_interim(&resp, idle).await.is_err() {
+                                return (Next::Close, Outcome::local(499, Some("client gone")));
+                            }
+                        }
+                        Ok(resp) => break (lease, Ok((resp, false))),
+                        Err(e) => break (lease, Err(e)),
+                    }
+                }
+                if let Err(outcome) = self
+                    .stream_request_body(&mut lease, &mut tracker, idle)
+                    .await
+                {
+                    return outcome;
+                }
+            }
+            let deadline = Instant::now() + timeouts.upstream_response;
+            match self
+                .read_response_head(&mut lease, head.method, deadline)
+                .await
+            {
+                Err(NoResponse::Closed { nothing: true }) if lease.reused && retryable => {
+                    // A parked connection the server had closed: try once more, fresh.
+                    fresh_only = true;
+                    tried = Tried::default();
+                    continue;
+                }
+                res => break (lease, res.map(|r| (r, true))),
+            }
+        };
+
+        // Interim responses first, then the final one.
+        let mut response = response;
+        let (resp, body_sent) = loop {
+            match response {
+                Ok((resp, sent)) if resp.is_interim() => {
+                    if self.forward_interim(&resp, idle).await.is_err() {
+                        return (Next::Close, Outcome::local(499, Some("client gone")));
+                    }
+                    let deadline = Instant::now() + timeouts.upstream_response;
+                    response = self
+                        .read_response_head(&mut lease, head.method, deadline)
+                        .await
+                        .map(|r| (r, sent));
+                }
+                Ok(final_response) => break final_response,
+                Err(NoResponse::Timeout) => {
+                    lease.report(Passive::Timeout);
+                    return self.fail(504, "upstream response timed out", true).await;
+                }
+                Err(NoResponse::Closed { .. }) => {
+                    lease.report(Passive::Reset);
+                    return self
+                        .fail(502, "upstream closed without a response", true)
+                        .await;
+                }
+                Err(NoResponse::Malformed) => {
+                    lease.report(Passive::Reset);
+                    return self.fail(502, "malformed upstream response", true).await;
+                }
+            }
+        };
+        lease.report(if resp.status >= 500 {
+            Passive::Upstream5xx
+        } else {
+            Passive::Success
+        });
+
+        if resp.is_switching_protocols() {
+            return self
+                .upgrade(lease, &resp, head.upgrade, idle, listener)
+                .await;
+        }
+
+        // The client's connection goes on unless it asked to close, its request body was
+        // not read whole, the response body ends at close, or we are stopping.
+        let dechunk = head.version_minor == 0 && resp.framing == BodyFraming::Chunked;
+        let close = !client_keep_alive
+            || !body_sent
+            || resp.framing == BodyFraming::UntilClose
+            || dechunk
+            || self.core.is_draining();
+        let mut cookie = [0u8; 160];
+        let set_cookie = self.sticky_cookie(view, req, lease.backend, &mut cookie);
+        self.out.clear();
+        let rewrite = ResponseRewrite {
+            edits: Some(req.response_edits),
+            set_cookie,
+            head_request: head.method == Method::Head,
+            connection_close: close,
+            keep_alive_1_0: !close && head.version_minor == 0,
+            dechunk,
+        };
+        write_client_response(&resp, self.uin.data(), &mut self.out, &rewrite);
+        self.uin.consume(resp.head_len);
+        let status = resp.status;
+        let upstream = Some(lease.addr);
+        let streamed = self
+            .stream_response_body(&mut lease, resp.framing, dechunk, idle)
+            .await;
+        let (complete, bytes_sent) = match streamed {
+            Ok(n) => (true, n),
+            Err(n) => (false, n),
+        };
+        // Park the upstream connection when it can carry another request: the response
+        // was read whole, the backend keeps it open, and nothing else arrived.
+        let pool_cfg = &view.snapshot.config.pools[req.pool];
+        if complete && resp.keep_alive && body_sent && self.uin.is_empty() {
+            if let Some(stream) = lease.stream.take() {
+                self.core.idle_pool().put(
+                    lease.addr,
+                    stream,
+                    Instant::now(),
+                    pool_cfg.keepalive.idle,
+                    pool_cfg.keepalive.max_idle,
+                );
+            }
+        } else {
+            self.uin.buf.clear();
+            self.uin.pos = 0;
+        }
+        let next = if close || !complete {
+            Next::Close
+        } else {
+            Next::KeepAlive
+        };
+        (
+            next,
+            Outcome {
+                status,
+                bytes_sent,
+                upstream,
+                reason: None,
+            },
+        )
+    }
+
+    /// The `Set-Cookie` value pinning the client to `backend`, when the pool is sticky
+    /// and the request did not already carry the right cookie.
+    fn sticky_cookie<'c>(
+        &self,
+        view: &CoreView,
+        req: &Proxied<'_>,
+        backend: usize,
+        out: &'c mut [u8; 160],
+    ) -> Option<&'c [u8]> {
+        let sticky = req.sticky?;
+        if sticky.backend == Some(backend) {
+            return None;
+        }
+        let Some(Sticky::Cookie { name }) = &view.snapshot.config.pools[req.pool].sticky else {
+            return None;
+        };
+        let token = view.pools[req.pool].tokens[backend];
+        // Built on the stack: names are short tokens, so this never needs the heap.
+        let mut cookie = std::io::Cursor::new(&mut out[..]);
+        use std::io::Write as _;
+        write!(
+            cookie,
+            "{name}={}; Path=/; HttpOnly; SameSite=Lax",
+            std::str::from_utf8(&token).unwrap_or("")
+        )
+        .ok()?;
+        let len = cookie.position() as usize;
+        Some(&out[..len])
+    }
+
+    /// Stream the rest of the request body from the client to the upstream.
+    async fn stream_request_body(
+        &mut self,
+        lease: &mut Lease,
+        tracker: &mut BodyTracker,
+        idle: Duration,
+    ) -> Result<(), (Next, Outcome)> {
+        loop {
+            if !self.cin.is_empty() {
+                let (n, done) = match tracker.feed(self.cin.data()) {
+                    Ok(v) => v,
+                    Err(e) => return Err(self.reject_body(e).await),
+                };
+                if n > 0 {
+                    let written = within(idle, self.cin.forward(n, lease.stream())).await;
+                    self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    if written.is_err() {
+                        lease.report(Passive::Reset);
+                        return Err(self.fail(502, "upstream write failed", true).await);
+                    }
+                }
+                if done {
+                    return Ok(());
+                }
+            }
+            match within(idle, self.cin.read_more(&mut self.client)).await {
+                Ok(n) if n > 0 => {}
+                _ => {
+                    // The client went away (or stalled) mid-body: nothing to answer.
+                    return Err((
+                        Next::Close,
+                        Outcome::local(400, Some("client body incomplete")),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Stream the response body to the client. `Ok(bytes)` when it was read whole,
+    /// `Err(bytes)` when either side failed midway (the client is then closed).
+    async fn stream_response_body(
+        &mut self,
+        lease: &mut Lease,
+        framing: BodyFraming,
+        dechunk: bool,
+        idle: Duration,
+    ) -> Result<u64, u64> {
+        let mut sent = 0u64;
+        let mut tracker = BodyTracker::new(framing, &UPSTREAM_LIMITS);
+        let mut decoder = dechunk.then(ChunkedDecoder::new);
+        // Body bytes already read with the head go out with it, in one write.
+        if !dechunk && !tracker.is_done() && !self.uin.is_empty() {
+            if let Ok((n, _)) = tracker.clone().feed(self.uin.data()) {
+                if n <= COALESCE_MAX {
+                    let (n, _) = tracker.feed(self.uin.data()).map_err(|_| sent)?;
+                    self.out.extend_from_slice(&self.uin.data()[..n]);
+                    self.uin.consume(n);
+                    sent += n as u64;
+                }
+            }
+        }
+        if within(idle, write_out(&mut self.client, &mut self.out))
+            .await
+            .is_err()
+        {
+            return Err(sent);
+        }
+        self.stats
+            .bytes_out
+            .fetch_add(self.out.len() as u64, Ordering::Relaxed);
+        loop {
+            if let Some(decoder) = decoder.as_mut() {
+                if decoder.is_done() {
+                    return Ok(sent);
+                }
+            } else if tracker.is_done() {
+                return Ok(sent);
+            }
+            if !self.uin.is_empty() {
+                if let Some(decoder) = decoder.as_mut() {
+                    let progress = decoder.feed(self.uin.data()).map_err(|_| sent)?;
+                    if let Some(span) = progress.data {
+                        within(
+                            idle,
+                            self.uin.write_range(span.start..span.end, &mut self.client),
+                        )
+                        .await
+                        .map_err(|_| sent)?;
+                        sent += span.len() as u64;
+                    }
+                    self.uin.consume(progress.consumed);
+                    if progress.consumed > 0 || progress.done {
+                        continue;
+                    }
+                } else {
+                    let (n, _) = tracker.feed(self.uin.data()).map_err(|_| sent)?;
+                    if n > 0 {
+                        within(idle, self.uin.forward(n, &mut self.client))
+                            .await
+                            .map_err(|_| sent)?;
+                        sent += n as u64;
+                        self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+            }
+            match within(idle, self.uin.read_more(lease.stream())).await {
+                Ok(0) => {
+                    // End of stream: the end of an until-close body, else a truncation.
+                    return if decoder.is_none() && tracker.eof() {
+                        Ok(sent)
+                    } else {
+                        lease.report(Passive::Reset);
+                        Err(sent)
+                    };
+                }
+                Ok(_) => {}
+                Err(_) => return Err(sent),
+            }
+        }
+    }
+
+    /// Forward an interim (1xx) response head as received; it has no body.
+    async fn forward_interim(&mut self, resp: &ResponseHead, idle: Duration) -> io::Result<()> {
+        let n = resp.head_len;
+        within(idle, self.uin.forward(n, &mut self.client)).await
+    }
+
+    /// A `101 Switching Protocols`: pass it on, then relay raw bytes both ways.
+    async fn upgrade(
+        &mut self,
+        mut lease: Lease,
+        resp: &ResponseHead,
+        requested: bool,
+        idle: Duration,
+        listener: &Listener,
+    ) -> (Next, Outcome) {
+        if !requested {
+            // A switch nobody asked for: the stream is no longer HTTP we can follow.
+            lease.report(Passive::Reset);
+            return self
+                .fail(502, "upstream switched protocols unasked", true)
+                .await;
+        }
+        self.out.clear();
+        write_client_response(
+            resp,
+            self.uin.data(),
+            &mut self.out,
+            &ResponseRewrite::default(),
+        );
+        self.uin.consume(resp.head_len);
+        // Bytes either side sent right after the switch belong to the new protocol.
+        self.out.extend_from_slice(self.uin.data());
+        self.uin.consume(self.uin.data().len());
+        let outcome = Outcome {
+            status: 101,
+            bytes_sent: 0,
+            upstream: Some(lease.addr),
+            reason: None,
+        };
+        if within(idle, write_out(&mut self.client, &mut self.out))
+            .await
+            .is_err()
+        {
+            return (Next::Close, outcome);
+        }
+        if !self.cin.is_empty() {
+            let n = self.cin.data().len();
+            if within(idle, self.cin.forward(n, lease.stream()))
+                .await
+                .is_err()
+            {
+                return (Next::Close, outcome);
+            }
+        }
+        let Some(upstream) = lease.stream.take() else {
+            return (Next::Close, outcome);
+        };
+        // From here on the pair is an L4 relay: splice both ways, as on a TCP listener.
+        let client_fd = std::os::fd::AsRawFd::as_raw_fd(&self.client);
+        let upstream_fd = std::os::fd::AsRawFd::as_raw_fd(&upstream);
+        let relayed = match crate::sys::set_nonblocking(client_fd)
+            .and_then(|()| crate::sys::set_nonblocking(upstream_fd))
+        {
+            Ok(()) => {
+                let pipe = self.core.view().snapshot.config.tuning.pipe_bytes;
+                super::relay::splice_relay(
+                    self.core,
+                    &self.client,
+                    &upstream,
+                    pipe,
+                    idle,
+                    self.stats,
+                )
+                .await
+                .map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = relayed {
+            crate::log::debug(format_args!(
+                "listener {}: {}: upgraded relay ended: {e}",
+                listener.name, self.source
+            ));
+        }
+        (Next::Close, outcome)
+    }
+
+    /// Answer `status` ourselves (nothing of a response was sent yet) and end the
+    /// exchange; `close` when the connection can not go on.
+    async fn fail(&mut self, status: u16, why: &'static str, close: bool) -> (Next, Outcome) {
+        crate::log::debug(format_args!(
+            "{}: {}: {status}: {why}",
+            self.name, self.source
+        ));
+        self.uin.buf.clear();
+        self.uin.pos = 0;
+        self.respond_error(status, close).await;
+        let next = if close { Next::Close } else { Next::KeepAlive };
+        (next, Outcome::local(status, Some(why)))
+    }
+
+    /// A request body the framing rules reject: 413 when too large, else 400.
+    async fn reject_body(&mut self, e: BodyError) -> (Next, Outcome) {
+        let status = if e == BodyError::TooLarge { 413 } else { 400 };
+        self.fail(status, e.as_str(), true).await
+    }
+}
+
+/// A generated error response: a short plain-text body naming the status.
+fn write_error(out: &mut Vec<u8>, status: u16, close: bool) {
+    let reason = reason_phrase(status);
+    let body_len = 3 + 1 + reason.len() + 1;
+    use std::io::Write as _;
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {body_len}\r\n"
+    );
+    if matches!(status, 429 | 503) {
+        out.extend_from_slice(b"retry-after: 1\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    let _ = write!(out, "\r\n{status} {reason}\n");
+}
+
+/// A route's direct response.
+fn write_direct(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    body: &str,
+    close: bool,
+    head_request: bool,
+) {
+    use std::io::Write as _;
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n",
+        reason_phrase(status),
+        body.len()
+    );
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_request {
+        out.extend_from_slice(body.as_bytes());
+    }
+}
+
+/// The reason phrase of a status code ringway may generate (RFC 9110 §15).
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        417 => "Expectation Failed",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}

@@ -1,0 +1,103 @@
+//! A worker core's idle keep-alive upstream HTTP connections, by backend address.
+//!
+//! Per core and unshared like everything else on the data path: a connection opened by
+//! this core is only ever reused by this core, so taking one is a hash lookup and a
+//! `pop`, with no lock and no atomic. Keyed by address rather than by pool index so a
+//! reload that reorders pools or backends keeps every warm connection usable.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use monoio::net::TcpStream;
+
+/// One idle connection and when it stops being worth keeping.
+struct Idle {
+    stream: TcpStream,
+    expires: Instant,
+}
+
+/// Idle upstream connections of one core.
+#[derive(Default)]
+pub struct IdlePool {
+    by_backend: HashMap<SocketAddr, VecDeque<Idle>>,
+    /// Connections held, all backends together (for sweeping cheaply when zero).
+    held: usize,
+}
+
+impl IdlePool {
+    /// The most recently parked, still fit connection to `addr`, if any.
+    ///
+    /// Most recent first: it is the least likely to have hit the server's own idle
+    /// timeout, and leaving the older ones to expire lets the pool shrink after a burst.
+    /// Expired and unfit ones met on the way are closed.
+    pub fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<TcpStream> {
+        let list = self.by_backend.get_mut(&addr)?;
+        while let Some(idle) = list.pop_back() {
+            self.held -= 1;
+            if idle.expires > now && crate::sys::idle_connection_fit(idle.stream.as_raw_fd()) {
+                return Some(idle.stream);
+            }
+        }
+        None
+    }
+
+    /// Park `stream` (whose last response was read whole and nothing more arrived) for
+    /// reuse until `now + idle`; beyond `max_idle` for this backend the oldest one goes.
+    pub fn put(
+        &mut self,
+        addr: SocketAddr,
+        stream: TcpStream,
+        now: Instant,
+        idle: std::time::Duration,
+        max_idle: usize,
+    ) {
+        if max_idle == 0 {
+            return;
+        }
+        let list = self.by_backend.entry(addr).or_default();
+        while list.len() >= max_idle {
+            list.pop_front();
+            self.held -= 1;
+        }
+        list.push_back(Idle {
+            stream,
+            expires: now + idle,
+        });
+        self.held += 1;
+    }
+
+    /// Close every connection whose idle time is over, so backends are not held open by
+    /// a proxy that no longer sends them traffic. Called on the worker's tick.
+    pub fn sweep(&mut self, now: Instant) {
+        if self.held == 0 {
+            return;
+        }
+        let mut held = 0;
+        for list in self.by_backend.values_mut() {
+            // Parked in time order, so the expired ones are at the front.
+            while list.front().is_some_and(|i| i.expires <= now) {
+                list.pop_front();
+            }
+            held += list.len();
+        }
+        self.held = held;
+    }
+
+    /// Close every idle connection (a graceful stop).
+    pub fn clear(&mut self) {
+        self.by_backend.clear();
+        self.held = 0;
+    }
+
+    /// Connections held, all backends together.
+    pub fn len(&self) -> usize {
+        self.held
+    }
+
+    /// Whether no connection is held.
+    pub fn is_empty(&self) -> bool {
+        self.held == 0
+    }
+}
