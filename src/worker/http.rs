@@ -48,6 +48,9 @@ use crate::route::{Action, IterHeaders, RequestView};
 
 /// Spare room asked for before each read; also the starting size of each buffer.
 const READ_CHUNK: usize = 16 * 1024;
+/// Room for each read of a body: larger than for heads, since bulk transfers cost a
+/// system call per read. Only connections that stream a body grow to it.
+const BODY_CHUNK: usize = 64 * 1024;
 /// Body bytes already buffered behind a head that are sent with it in one write.
 const COALESCE_MAX: usize = 16 * 1024;
 /// Limits for response heads from backends: they are trusted more than clients, but a
@@ -96,6 +99,12 @@ impl Inbound {
 
     /// Read once from `stream`, appending. `Ok(0)` is end of stream.
     async fn read_more(&mut self, stream: &mut TcpStream) -> io::Result<usize> {
+        self.read_up_to(stream, READ_CHUNK).await
+    }
+
+    /// Read once, with room for about `room` bytes. Bodies are read in larger pieces
+    /// than heads: fewer system calls per byte where bytes are many.
+    async fn read_up_to(&mut self, stream: &mut TcpStream, room: usize) -> io::Result<usize> {
         if self.pos > 0 {
             // Move the unconsumed tail to the front (a head in progress, usually short)
             // so the buffer's spare room is at the end where the kernel writes.
@@ -103,8 +112,8 @@ impl Inbound {
             self.buf.truncate(self.buf.len() - self.pos);
             self.pos = 0;
         }
-        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 2 {
-            self.buf.reserve(READ_CHUNK);
+        if self.buf.capacity() - self.buf.len() < room / 2 {
+            self.buf.reserve(room);
         }
         let len = self.buf.len();
         let buf = std::mem::take(&mut self.buf);
@@ -1056,7 +1065,7 @@ impl Conn<'_> {
                     return Ok(());
                 }
             }
-            match within(idle, self.cin.read_more(&mut self.client)).await {
+            match within(idle, self.cin.read_up_to(&mut self.client, BODY_CHUNK)).await {
                 Ok(n) if n > 0 => {}
                 _ => {
                     // The client went away (or stalled) mid-body: nothing to answer.
@@ -1137,7 +1146,7 @@ impl Conn<'_> {
                     }
                 }
             }
-            match within(idle, self.uin.read_more(lease.stream())).await {
+            match within(idle, self.uin.read_up_to(lease.stream(), BODY_CHUNK)).await {
                 Ok(0) => {
                     // End of stream: the end of an until-close body, else a truncation.
                     return if decoder.is_none() && tracker.eof() {
