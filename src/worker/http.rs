@@ -280,20 +280,33 @@ pub async fn serve(
         meta: LogMeta::default(),
     };
     loop {
-        // A fresh view per request: reloads and health changes apply to the next
-        // request on a long-lived keep-alive connection, not only to new connections.
-        let view = core.view();
-        let Some(index) = view.snapshot.listener_index(name) else {
-            return; // the listener is gone after a reload
+        let head = {
+            let view = core.view();
+            let Some((_, listener, settings, runtime)) = http_listener(&view, name) else {
+                return; // the listener is gone, or changed protocol, after a reload
+            };
+            match conn.read_head(settings).await {
+                Ok(head) => head,
+                Err(NoHead::Quiet) => break,
+                Err(NoHead::Reject(status, why)) => {
+                    conn.log_debug(listener, format_args!("{status}: {why}"));
+                    conn.respond_error(status, true).await;
+                    conn.meta.clear();
+                    let outcome = Outcome::local(status, Some(why));
+                    conn.finish(listener, runtime, None, Instant::now(), &outcome);
+                    break;
+                }
+            }
         };
-        let listener = &view.snapshot.config.listeners[index];
-        let (Some(settings), Some(Some(runtime))) =
-            (listener.protocol.http(), view.http.get(index))
-        else {
-            return; // the listener changed protocol in a reload
+        // The view after the head arrived: waiting for it may have spanned a reload or a
+        // health change, which this request must see (a keep-alive connection can live
+        // much longer than one config).
+        let view = core.view();
+        let Some((index, listener, settings, runtime)) = http_listener(&view, name) else {
+            return;
         };
         match conn
-            .exchange(&view, index, listener, settings, runtime)
+            .exchange(head, &view, index, listener, settings, runtime)
             .await
         {
             Next::KeepAlive if !core.is_draining() => {}
@@ -303,6 +316,19 @@ pub async fn serve(
     // Tell the client we are done writing before the socket closes, so a response it
     // has not read yet is not cut short by a reset.
     let _ = crate::sys::shutdown_write(std::os::fd::AsRawFd::as_raw_fd(&conn.client));
+}
+
+/// The `Http` listener called `name` in `view`, with its settings and this core's
+/// runtime objects.
+fn http_listener<'v>(
+    view: &'v CoreView,
+    name: &str,
+) -> Option<(usize, &'v Listener, &'v HttpSettings, &'v HttpRuntime)> {
+    let index = view.snapshot.listener_index(name)?;
+    let listener = &view.snapshot.config.listeners[index];
+    let settings = listener.protocol.http()?;
+    let runtime = view.http.get(index)?.as_ref()?;
+    Some((index, listener, settings, runtime))
 }
 
 /// A parsed request head with the scratch space `httparse` needs. Kept in a small
@@ -373,6 +399,7 @@ impl Conn<'_> {
     /// Handle one request from head to the end of its response.
     async fn exchange(
         &mut self,
+        head: RequestHead,
         view: &Rc<CoreView>,
         index: usize,
         listener: &Listener,
@@ -380,18 +407,6 @@ impl Conn<'_> {
         runtime: &HttpRuntime,
     ) -> Next {
         let logging = listener.access_log != AccessLogFormat::Off;
-        let head = match self.read_head(settings).await {
-            Ok(head) => head,
-            Err(NoHead::Quiet) => return Next::Close,
-            Err(NoHead::Reject(status, why)) => {
-                self.log_debug(listener, format_args!("{status}: {why}"));
-                self.respond_error(status, true).await;
-                self.meta.clear();
-                let outcome = Outcome::local(status, Some(why));
-                self.finish(listener, runtime, None, Instant::now(), &outcome);
-                return Next::Close;
-            }
-        };
         let started = Instant::now();
         if logging {
             self.meta.record(&head, self.cin.data());

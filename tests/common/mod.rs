@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod http_backend;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -60,6 +62,15 @@ impl Proxy {
 
     /// Like [`Proxy::start`], with extra command-line arguments after `run -c FILE`.
     pub fn start_with_args(config: &str, args: &[&str], env: &[(&str, &str)]) -> Proxy {
+        Proxy::start_inner(config, args, env, Stdio::null())
+    }
+
+    /// Like [`Proxy::start`], with the proxy's stdout (the access log) going to `stdout`.
+    pub fn start_with_stdout(config: &str, stdout: std::fs::File) -> Proxy {
+        Proxy::start_inner(config, &[], &[], Stdio::from(stdout))
+    }
+
+    fn start_inner(config: &str, args: &[&str], env: &[(&str, &str)], stdout: Stdio) -> Proxy {
         let dir = scratch_dir("proxy");
         let path = dir.join("ringway.ron");
         std::fs::write(&path, config).expect("write config");
@@ -69,7 +80,7 @@ impl Proxy {
             .arg(&path)
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
