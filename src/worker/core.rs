@@ -50,7 +50,7 @@ struct CoreInner {
     /// A graceful stop has begun: HTTP connections close after their current exchange.
     draining: Cell<bool>,
     /// HTTP connections waiting for a next request, woken when draining begins.
-    drain_waiters: RefCell<Vec<std::task::Waker>>,
+    drain_waiters: RefCell<WakerSlab>,
     /// HTTP requests waiting for a backend below its connection limit.
     slot_waiters: RefCell<Vec<std::task::Waker>>,
     /// This core's batch of access log lines.
@@ -337,7 +337,7 @@ impl Core {
             open: Cell::new(0),
             idle: RefCell::new(IdlePool::default()),
             draining: Cell::new(false),
-            drain_waiters: RefCell::new(Vec::new()),
+            drain_waiters: RefCell::new(WakerSlab::default()),
             slot_waiters: RefCell::new(Vec::new()),
             access_log: RefCell::new(crate::access_log::CoreLog::new(access_log)),
         };
@@ -440,9 +440,7 @@ impl Core {
     /// ones after their current exchange.
     pub fn begin_drain(&self) {
         self.0.draining.set(true);
-        for waker in self.0.drain_waiters.borrow_mut().drain(..) {
-            waker.wake();
-        }
+        self.0.drain_waiters.borrow_mut().wake_all();
     }
 
     /// Whether a graceful stop has begun.
@@ -450,17 +448,14 @@ impl Core {
         self.0.draining.get()
     }
 
-    /// Completes once a graceful stop begins (immediately if it has).
-    pub async fn drained(&self) {
-        std::future::poll_fn(|cx| {
-            if self.0.draining.get() {
-                std::task::Poll::Ready(())
-            } else {
-                self.0.drain_waiters.borrow_mut().push(cx.waker().clone());
-                std::task::Poll::Pending
-            }
-        })
-        .await
+    /// Completes once a graceful stop begins (immediately if it has). Dropping it
+    /// unregisters it, so the many short waits of keep-alive connections leave nothing
+    /// behind.
+    pub fn drained(&self) -> Drained<'_> {
+        Drained {
+            core: self,
+            slot: None,
+        }
     }
 
     /// Wait until some backend connection on this core ends (a chance for a backend at
@@ -500,6 +495,91 @@ impl Core {
         let mut pipes = self.0.pipes.borrow_mut();
         if pipes.len() < MAX_IDLE_PIPES {
             pipes.push(pipe);
+        }
+    }
+}
+
+/// Wakers in reusable slots: register once, update in place, free on drop; O(1) each.
+#[derive(Default)]
+pub struct WakerSlab {
+    slots: Vec<Option<std::task::Waker>>,
+    free: Vec<usize>,
+}
+
+impl WakerSlab {
+    fn insert(&mut self, waker: std::task::Waker) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(waker);
+                i
+            }
+            None => {
+                self.slots.push(Some(waker));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn update(&mut self, slot: usize, waker: &std::task::Waker) {
+        if let Some(entry) = self.slots.get_mut(slot) {
+            match entry {
+                Some(w) if w.will_wake(waker) => {}
+                _ => *entry = Some(waker.clone()),
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: usize) {
+        if let Some(entry) = self.slots.get_mut(slot) {
+            if entry.take().is_some() {
+                self.free.push(slot);
+            }
+        }
+    }
+
+    /// Wake every registered waiter; each slot stays taken until its future is dropped,
+    /// so a slot is never freed twice or reused while its owner still holds it.
+    fn wake_all(&self) {
+        for waker in self.slots.iter().flatten() {
+            waker.wake_by_ref();
+        }
+    }
+}
+
+/// Future of [`Core::drained`].
+pub struct Drained<'c> {
+    core: &'c Core,
+    slot: Option<usize>,
+}
+
+impl std::future::Future for Drained<'_> {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let inner = &self.core.0;
+        if inner.draining.get() {
+            return std::task::Poll::Ready(());
+        }
+        let mut waiters = inner.drain_waiters.borrow_mut();
+        match self.slot {
+            Some(slot) => waiters.update(slot, cx.waker()),
+            None => {
+                let slot = waiters.insert(cx.waker().clone());
+                drop(waiters);
+                self.slot = Some(slot);
+            }
+        }
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for Drained<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            self.core.0.drain_waiters.borrow_mut().remove(slot);
         }
     }
 }
@@ -623,7 +703,47 @@ impl Drop for ActiveGuard {
 
 #[cfg(test)]
 mod tests {
-    use super::Tried;
+    use super::{Tried, WakerSlab};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn waker_slab_reuses_freed_slots_and_wakes_only_registered_waiters() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut slab = WakerSlab::default();
+        let a = slab.insert(waker.clone());
+        let b = slab.insert(waker.clone());
+        slab.remove(a);
+        slab.remove(a); // a second remove of the same slot frees nothing more
+        let c = slab.insert(waker.clone());
+        assert_eq!(c, a, "the freed slot is reused");
+        let d = slab.insert(waker.clone());
+        assert_ne!(d, b);
+        slab.update(b, &waker);
+        slab.remove(d);
+        slab.wake_all();
+        assert_eq!(
+            count.0.load(Ordering::Relaxed),
+            2,
+            "b and c were registered"
+        );
+        // Many short registrations leave the slab at its high-water mark.
+        for _ in 0..1000 {
+            let s = slab.insert(waker.clone());
+            slab.remove(s);
+        }
+        assert!(slab.slots.len() <= 4, "{}", slab.slots.len());
+    }
 
     #[test]
     fn tried_set_covers_small_and_large_indices() {
