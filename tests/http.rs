@@ -631,6 +631,24 @@ fn metrics_count_requests_by_route_and_code() {
     assert_eq!(count("api", "200"), Some(7.0), "{metrics}");
     assert_eq!(count("ok", "200"), Some(3.0), "{metrics}");
     assert_eq!(count("none", "404"), Some(2.0), "{metrics}");
+    // Request durations reach the histogram once the worker ships its batch (every
+    // 500 ms): poll the scrape, bounded.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = common::http_request(proxy.admin_addr(), "GET", "/metrics").body;
+        let n = common::metric(
+            &metrics,
+            "ringway_request_duration_seconds_count{listener=\"web\"}",
+        );
+        if n == Some(12.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "duration count {n:?} in {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
