@@ -174,6 +174,40 @@ pub fn fuzz_response(data: &[u8]) {
             .get(..head.head_len.saturating_sub(1))
             .unwrap_or_default();
         assert_eq!(parse_res(shorter, method, &limits), Ok(HeadStatus::Partial));
+
+        // What the client is sent must parse again, framed exactly as received (the
+        // proxy passes the body through unchanged), with the same status.
+        let rewrite = super::ResponseRewrite {
+            head_request: method == Method::Head,
+            connection_close: !head.keep_alive,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        super::write_client_response(&head, data, &mut out, &rewrite);
+        // The rewrite may add a field (Connection) and its bytes: reparse with that room.
+        let roomier = Limits {
+            max_headers: limits.max_headers + 2,
+            max_head_bytes: limits.max_head_bytes + 256,
+            ..limits
+        };
+        match parse_res(&out, method, &roomier) {
+            Ok(HeadStatus::Complete(again)) => {
+                assert_eq!(again.status, head.status);
+                assert_eq!(again.head_len, out.len());
+                if head.status != 101 {
+                    assert_eq!(
+                        again.framing,
+                        head.framing,
+                        "{:?}",
+                        String::from_utf8_lossy(&out)
+                    );
+                }
+            }
+            other => panic!(
+                "rewritten response does not reparse: {other:?}\n{:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
         check_body(
             head.framing,
             data.get(head.head_len..).unwrap_or_default(),
