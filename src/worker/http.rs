@@ -652,6 +652,17 @@ impl Drop for Lease {
     }
 }
 
+/// Whether a request may go over a parked keep-alive connection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Reuse {
+    /// Yes, without checking it first (the request can be retried if it was stale).
+    Trusted,
+    /// Yes, once a peek shows the server has not closed it.
+    Checked,
+    /// No: a new connection (the retry after a stale one).
+    Fresh,
+}
+
 /// Why no backend connection could be had.
 enum NoBackend {
     /// None usable (down, drained, or all at their limit past the queue time): 503.
@@ -681,7 +692,7 @@ impl Conn<'_> {
         pool: usize,
         preferred: Option<usize>,
         tried: &mut Tried,
-        fresh_only: bool,
+        reuse: Reuse,
     ) -> Result<Lease, NoBackend> {
         let key = hash_ip(self.source.ip());
         let runtime = &view.pools[pool];
@@ -719,8 +730,10 @@ impl Conn<'_> {
             attempted = true;
             let mut lease = Lease::new(self.core, view, pool, index);
             let addr = backends[index].addr;
-            if !fresh_only {
-                if let Some(stream) = self.core.idle_pool().take(addr, Instant::now()) {
+            if reuse != Reuse::Fresh {
+                let peek = reuse == Reuse::Checked;
+                let reused = self.core.idle_pool().take(addr, Instant::now(), peek);
+                if let Some(stream) = reused {
                     lease.stream = Some(stream);
                     lease.reused = true;
                     return Ok(lease);
@@ -831,11 +844,17 @@ impl Conn<'_> {
 
         let mut tracker = BodyTracker::new(head.framing, &settings.limits);
         let mut tried = Tried::default();
-        let mut fresh_only = false;
+        // A retryable request can trust a parked connection: if it went stale, the request
+        // goes again on a fresh one. Others have it checked first.
+        let mut reuse = if retryable {
+            Reuse::Trusted
+        } else {
+            Reuse::Checked
+        };
         let preferred = req.sticky.and_then(|s| s.backend);
         let (mut lease, response) = loop {
             let mut lease = match self
-                .acquire(view, listener, req.pool, preferred, &mut tried, fresh_only)
+                .acquire(view, listener, req.pool, preferred, &mut tried, reuse)
                 .await
             {
                 Ok(lease) => lease,
@@ -872,7 +891,7 @@ impl Conn<'_> {
             let sent = within(idle, write_out(lease.stream(), &mut self.out)).await;
             if sent.is_err() {
                 if lease.reused && retryable {
-                    fresh_only = true;
+                    reuse = Reuse::Fresh;
                     tried = Tried::default();
                     continue;
                 }
@@ -911,7 +930,7 @@ impl Conn<'_> {
             {
                 Err(NoResponse::Closed { nothing: true }) if lease.reused && retryable => {
                     // A parked connection the server had closed: try once more, fresh.
-                    fresh_only = true;
+                    reuse = Reuse::Fresh;
                     tried = Tried::default();
                     continue;
                 }

@@ -32,11 +32,18 @@ impl IdlePool {
     /// Most recent first: it is the least likely to have hit the server's own idle
     /// timeout, and leaving the older ones to expire lets the pool shrink after a burst.
     /// Expired and unfit ones met on the way are closed.
-    pub fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<TcpStream> {
+    ///
+    /// `peek` checks that the server has not closed it meanwhile (a system call). A
+    /// request that may be sent again on a fresh connection skips it: a stale connection
+    /// then fails before any response byte and the request is retried, so the check
+    /// would only cost a system call on every request of a busy connection.
+    pub fn take(&mut self, addr: SocketAddr, now: Instant, peek: bool) -> Option<TcpStream> {
         let list = self.by_backend.get_mut(&addr)?;
         while let Some(idle) = list.pop_back() {
             self.held -= 1;
-            if idle.expires > now && crate::sys::idle_connection_fit(idle.stream.as_raw_fd()) {
+            let fit = idle.expires > now
+                && (!peek || crate::sys::idle_connection_fit(idle.stream.as_raw_fd()));
+            if fit {
                 return Some(idle.stream);
             }
         }
