@@ -109,6 +109,25 @@ pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Set or clear `O_NONBLOCK`, returning whether it was set before, so a caller that
+/// needs non-blocking mode for a while can put the descriptor back as it found it.
+pub fn replace_nonblocking(fd: RawFd, on: bool) -> io::Result<bool> {
+    // SAFETY: F_GETFL/F_SETFL on a descriptor the caller keeps open; no pointers involved.
+    unsafe {
+        let flags = check(libc::fcntl(fd, libc::F_GETFL))?;
+        let was = flags & libc::O_NONBLOCK != 0;
+        if was != on {
+            let next = if on {
+                flags | libc::O_NONBLOCK
+            } else {
+                flags & !libc::O_NONBLOCK
+            };
+            check(libc::fcntl(fd, libc::F_SETFL, next))?;
+        }
+        Ok(was)
+    }
+}
+
 /// Half-close a socket: the peer reads end-of-stream, and we can still read its reply.
 pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     // SAFETY: shutdown on a descriptor the caller keeps open; no pointers involved.

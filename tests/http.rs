@@ -694,3 +694,53 @@ fn proxy_protocol_address_feeds_x_forwarded_for_and_the_access_log() {
         assert!(line.contains(want), "{want} not in {line}");
     }
 }
+
+/// Large bodies of known length are spliced; afterwards both connections must be exactly
+/// where HTTP says (no byte of the next message taken) and usable by the runtime again.
+fn large_bodies_keep_both_connections_usable(driver: &str) {
+    let big = HttpBackend::start(HttpBehaviour::Big {
+        len: 3 * 1024 * 1024 + 17,
+        seed: 11,
+    });
+    let upload = HttpBackend::start(HttpBehaviour::Upload);
+    let config = format!(
+        "(workers: 1, listeners: [(name: \"web\", bind: \"127.0.0.1:0\", protocol: Http(routes: [(path_prefix: \"/up\", pool: \"up\"), (pool: \"big\")]))],
+          pools: [{}, {}])",
+        pool("big", &[big.addr()], ""),
+        pool("up", &[upload.addr()], "")
+    );
+    let proxy = Proxy::start(&config, &[("RINGWAY_DRIVER", driver)]);
+    let mut c = HttpClient::connect(proxy.addr("web"));
+    let want = pattern_bytes(3 * 1024 * 1024 + 17, 11);
+    for round in 0..3 {
+        let r = c.request("GET", "/big", &[], b"");
+        assert_eq!(r.status, 200);
+        assert!(
+            r.body == want,
+            "round {round}: body differs ({} bytes)",
+            r.body.len()
+        );
+        let data = pattern_bytes(2 * 1024 * 1024 + round, round as u64);
+        let r = c.request("POST", "/up", &[], &data);
+        assert_eq!(
+            r.text(),
+            format!("{} {}\n", data.len(), stream_checksum(&data))
+        );
+    }
+    assert_eq!(
+        big.accepts(),
+        1,
+        "the upstream connection was reused after each splice"
+    );
+    assert_eq!(upload.accepts(), 1);
+}
+
+#[test]
+fn large_bodies_are_spliced_on_io_uring() {
+    large_bodies_keep_both_connections_usable("auto");
+}
+
+#[test]
+fn large_bodies_are_spliced_on_epoll() {
+    large_bodies_keep_both_connections_usable("legacy");
+}

@@ -81,6 +81,16 @@ impl BodyTracker {
         }
     }
 
+    /// Bytes still to come of a body of known length (0 once done); `None` for chunked
+    /// and until-close bodies, whose end is only known when it is seen.
+    pub fn remaining_length(&self) -> Option<u64> {
+        match self.kind {
+            Kind::Done => Some(0),
+            Kind::Length(n) => Some(n),
+            Kind::Chunked(_) | Kind::UntilClose { .. } => None,
+        }
+    }
+
     /// Whether the body has ended.
     pub fn is_done(&self) -> bool {
         matches!(self.kind, Kind::Done)

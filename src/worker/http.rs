@@ -51,6 +51,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Room for each read of a body: larger than for heads, since bulk transfers cost a
 /// system call per read. Only connections that stream a body grow to it.
 const BODY_CHUNK: usize = 64 * 1024;
+/// Bodies of known length at least this long are spliced (zero-copy) rather than read
+/// through user space: below it the pipe setup costs more than the copy it saves.
+const SPLICE_MIN: u64 = 64 * 1024;
 /// Body bytes already buffered behind a head that are sent with it in one write.
 const COALESCE_MAX: usize = 16 * 1024;
 /// Limits for response heads from backends: they are trusted more than clients, but a
@@ -1099,6 +1102,23 @@ impl Conn<'_> {
                     return Ok(());
                 }
             }
+            // Nothing buffered and a large part of a body of known length still to come:
+            // move it inside the kernel (socket, pipe, socket) instead of through user
+            // space.
+            if let Some(left) = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN) {
+                let stream = lease.stream.as_ref().expect("a lease holds its stream");
+                let moved = &self.stats.bytes_in;
+                let spliced = splice_body(self.core, &self.client, stream, left, idle, moved).await;
+                return match spliced {
+                    Ok(()) => {
+                        *tracker = BodyTracker::new(BodyFraming::None, &UPSTREAM_LIMITS);
+                        Ok(())
+                    }
+                    // Either side may have failed; the exchange can not go on. If it was
+                    // the backend, the client still hears why.
+                    Err(_) => Err(self.fail(502, "request body relay failed", true).await),
+                };
+            }
             match within(idle, self.cin.read_up_to(&mut self.client, BODY_CHUNK)).await {
                 Ok(n) if n > 0 => {}
                 _ => {
@@ -1178,6 +1198,21 @@ impl Conn<'_> {
                         self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
                         continue;
                     }
+                }
+            }
+            if decoder.is_none() {
+                if let Some(left) = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN) {
+                    let stream = lease.stream.as_ref().expect("a lease holds its stream");
+                    let moved = &self.stats.bytes_out;
+                    let spliced =
+                        splice_body(self.core, stream, &self.client, left, idle, moved).await;
+                    return match spliced {
+                        Ok(()) => Ok(sent + left),
+                        Err(_) => {
+                            lease.report(Passive::Reset);
+                            Err(sent)
+                        }
+                    };
                 }
             }
             match within(idle, self.uin.read_up_to(lease.stream(), BODY_CHUNK)).await {
@@ -1302,6 +1337,19 @@ impl Conn<'_> {
         let status = if e == BodyError::TooLarge { 413 } else { 400 };
         self.fail(status, e.as_str(), true).await
     }
+}
+
+/// Splice `len` body bytes from `src` to `dst` with a pipe of the configured size.
+async fn splice_body(
+    core: &Core,
+    src: &TcpStream,
+    dst: &TcpStream,
+    len: u64,
+    idle: Duration,
+    moved: &std::sync::atomic::AtomicU64,
+) -> io::Result<()> {
+    let pipe = core.view().snapshot.config.tuning.pipe_bytes;
+    super::relay::splice_exact(core, src, dst, len, pipe, idle, moved).await
 }
 
 /// A generated error response: a short plain-text body naming the status.

@@ -96,45 +96,184 @@ async fn splice_direction(
         // Fill: pull what the source has into the free part of the pipe. A full pipe
         // means `dst` is slower than `src`; we stop reading, which pushes back on `src`.
         if !eof && buffered < capacity {
-            match sys::splice(src_fd, pipe.write_fd(), capacity - buffered) {
-                Ok(0) => eof = true,
-                Ok(n) => {
+            match fill(src_fd, pipe, capacity - buffered)? {
+                Some(0) => eof = true,
+                Some(n) => {
                     buffered += n;
                     probably_empty = n < SMALL_READ;
                     activity.set(Instant::now());
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if buffered == 0 {
-                        // Nothing to read and nothing to write: wait for the source.
-                        src.readable(false).await?;
-                        continue;
-                    }
+                None if buffered == 0 => {
+                    // Nothing to read and nothing to write: wait for the source.
+                    src.readable(false).await?;
+                    continue;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                None => {}
             }
         }
         // Drain: push the pipe's bytes to the destination.
         if buffered > 0 {
-            match sys::splice(pipe.read_fd(), dst_fd, buffered) {
-                Ok(n) => {
-                    buffered -= n;
-                    moved.fetch_add(n as u64, Ordering::Relaxed);
-                    activity.set(Instant::now());
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    dst.writable(false).await?;
-                    continue;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+            buffered -= drain(pipe, dst, buffered, moved, activity).await?;
         }
         if eof && buffered == 0 {
             // Pass the half-close on: the other side reads end-of-stream but may still
             // send its reply through the opposite direction.
             return shutdown_write(dst_fd);
         }
+    }
+}
+
+/// Move exactly `len` bytes from `src` to `dst` through a pipe, zero-copy: an HTTP body
+/// of known length. Never reads past `len`, so whatever follows on `src` (the next
+/// response on a keep-alive connection) stays there.
+///
+/// The sockets are switched to `O_NONBLOCK` for the splice calls and put back as they
+/// were afterwards, so the runtime's own operations on them behave as before. Ends with
+/// an error when `src` closes early (a truncated body) or nothing moves for `idle`.
+pub async fn splice_exact(
+    core: &Core,
+    src: &TcpStream,
+    dst: &TcpStream,
+    len: u64,
+    pipe_bytes: usize,
+    idle: Duration,
+    moved: &AtomicU64,
+) -> io::Result<()> {
+    let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
+    let src_was = sys::replace_nonblocking(src_fd, true)?;
+    let dst_was = match sys::replace_nonblocking(dst_fd, true) {
+        Ok(was) => was,
+        Err(e) => {
+            let _ = sys::replace_nonblocking(src_fd, src_was);
+            return Err(e);
+        }
+    };
+    let pipe = core.take_pipe(pipe_bytes);
+    let result = match &pipe {
+        Ok(pipe) => {
+            let activity = Cell::new(Instant::now());
+            let copy = splice_len(src, dst, pipe, len, &activity, moved);
+            match race_idle(copy, &activity, idle).await {
+                Ok(RelayOutcome::Finished) => Ok(()),
+                Ok(RelayOutcome::IdleTimeout) => Err(io::ErrorKind::TimedOut.into()),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+    };
+    let restored = sys::replace_nonblocking(src_fd, src_was)
+        .and_then(|_| sys::replace_nonblocking(dst_fd, dst_was));
+    // Only a pipe that moved everything is known to be empty.
+    if let (Ok(()), Ok(pipe)) = (&result, pipe) {
+        core.recycle_pipe(pipe);
+    }
+    result.and(restored.map(|_| ()))
+}
+
+/// The copy loop of [`splice_exact`]: fill the pipe with at most what is left of the
+/// body, drain it, until `len` bytes have been written.
+async fn splice_len(
+    src: &TcpStream,
+    dst: &TcpStream,
+    pipe: &Pipe,
+    len: u64,
+    activity: &Cell<Instant>,
+    moved: &AtomicU64,
+) -> io::Result<()> {
+    let src_fd = src.as_raw_fd();
+    // At most a fair share in the pipe at once, and a turn for the other tasks on this
+    // core after each share: a big pipe would otherwise let one body go out whole while
+    // every other connection of the core waits (low median, long tail).
+    let capacity = pipe.capacity().min(FAIR_SHARE);
+    let (mut unread, mut buffered) = (len, 0usize);
+    let mut since_yield = 0usize;
+    while unread > 0 || buffered > 0 {
+        if since_yield >= FAIR_SHARE {
+            since_yield = 0;
+            yield_now().await;
+        }
+        if unread > 0 && buffered < capacity {
+            let want = (capacity - buffered).min(usize::try_from(unread).unwrap_or(usize::MAX));
+            match fill(src_fd, pipe, want)? {
+                Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Some(n) => {
+                    buffered += n;
+                    unread -= n as u64;
+                    activity.set(Instant::now());
+                }
+                None if buffered == 0 => {
+                    src.readable(false).await?;
+                    continue;
+                }
+                None => {}
+            }
+        }
+        if buffered > 0 {
+            let n = drain(pipe, dst, buffered, moved, activity).await?;
+            buffered -= n;
+            since_yield += n;
+        }
+    }
+    Ok(())
+}
+
+/// Bytes one body splice moves before letting the other tasks of its core run.
+const FAIR_SHARE: usize = 128 * 1024;
+
+/// Let every other ready task on this core run once, then go on: a task that never
+/// waits (its sockets always ready) would otherwise keep the core to itself.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// One splice from the source socket into the pipe: `Some(n)` bytes moved (`Some(0)`:
+/// end of stream), `None` when nothing can be read right now.
+fn fill(src_fd: std::os::fd::RawFd, pipe: &Pipe, want: usize) -> io::Result<Option<usize>> {
+    match sys::splice(src_fd, pipe.write_fd(), want) {
+        Ok(n) => Ok(Some(n)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One splice from the pipe to the destination socket, counted in `moved`; when it can
+/// take nothing now, wait until it is writable and report 0 bytes.
+async fn drain(
+    pipe: &Pipe,
+    dst: &TcpStream,
+    buffered: usize,
+    moved: &AtomicU64,
+    activity: &Cell<Instant>,
+) -> io::Result<usize> {
+    match sys::splice(pipe.read_fd(), dst.as_raw_fd(), buffered) {
+        Ok(n) => {
+            moved.fetch_add(n as u64, Ordering::Relaxed);
+            activity.set(Instant::now());
+            Ok(n)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            dst.writable(false).await?;
+            Ok(0)
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(e),
     }
 }
 
