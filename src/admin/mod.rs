@@ -193,19 +193,6 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Reason phrase for the statuses the admin endpoint uses.
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "",
-    }
-}
-
 /// Serialize a complete response with `Content-Length` and `Connection: close`.
 pub fn response(
     status: u16,
@@ -217,7 +204,7 @@ pub fn response(
     out.extend_from_slice(
         format!(
             "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n",
-            reason(status),
+            crate::http1::reason_phrase(status),
             body.len()
         )
         .as_bytes(),

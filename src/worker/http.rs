@@ -1354,7 +1354,7 @@ async fn splice_body(
 
 /// A generated error response: a short plain-text body naming the status.
 fn write_error(out: &mut Vec<u8>, status: u16, close: bool) {
-    let reason = reason_phrase(status);
+    let reason = crate::http1::reason_phrase(status);
     let body_len = 3 + 1 + reason.len() + 1;
     use std::io::Write as _;
     let _ = write!(
@@ -1383,7 +1383,7 @@ fn write_direct(
     let _ = write!(
         out,
         "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n",
-        reason_phrase(status),
+        crate::http1::reason_phrase(status),
         body.len()
     );
     if close {
@@ -1392,38 +1392,5 @@ fn write_direct(
     out.extend_from_slice(b"\r\n");
     if !head_request {
         out.extend_from_slice(body.as_bytes());
-    }
-}
-
-/// The reason phrase of a status code ringway may generate (RFC 9110 §15).
-pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        410 => "Gone",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        417 => "Expectation Failed",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Unknown",
     }
 }
