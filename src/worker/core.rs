@@ -694,6 +694,18 @@ impl ActiveGuard {
     }
 }
 
+impl ActiveGuard {
+    /// Report a passive health observation about the backend this guard counts.
+    pub fn report(&self, core: &Core, event: Passive) {
+        core.report(&self.view, self.pool, self.backend, event);
+    }
+
+    /// Index of the backend this guard counts, in its pool.
+    pub fn backend(&self) -> usize {
+        self.backend
+    }
+}
+
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         let cell = &self.view.pools[self.pool].active[self.backend];

@@ -33,7 +33,7 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use super::core::{Core, CoreView, HttpRuntime, Tried};
+use super::core::{ActiveGuard, Core, CoreView, HttpRuntime, Tried};
 use crate::access_log::Entry;
 use crate::config::{AccessLogFormat, HttpSettings, Listener, Sticky};
 use crate::health::Passive;
@@ -90,13 +90,18 @@ impl Inbound {
         self.pos >= self.buf.len()
     }
 
+    /// Forget every buffered byte (a connection whose stream can not be trusted).
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.pos = 0;
+    }
+
     /// Mark the first `n` buffered bytes as used.
     fn consume(&mut self, n: usize) {
         self.pos = (self.pos + n).min(self.buf.len());
         if self.pos == self.buf.len() {
             // Everything used: start over at the front, so the buffer never creeps.
-            self.buf.clear();
-            self.pos = 0;
+            self.clear();
         }
     }
 
@@ -600,57 +605,54 @@ fn sticky_backend(view: &CoreView, pool: usize, request: &RequestView<'_>) -> Op
     Some(StickyChoice { backend })
 }
 
-/// A backend connection held for one exchange: counts as load on its backend (least
-/// connections, connection limits) until dropped.
+/// A backend connection held for one exchange.
+///
+/// No `Drop` of its own, so the stream can be moved out (to the idle pool, or into a
+/// relay) while the guards still end the exchange's load when the rest is dropped.
 struct Lease {
-    core: Core,
-    view: Rc<CoreView>,
-    pool: usize,
-    backend: usize,
+    /// Counts the exchange as load on its backend (least connections, connection
+    /// limits). Declared before `end`, so it is released before queued requests wake.
+    load: ActiveGuard,
+    _end: LeaseEnd,
     addr: SocketAddr,
-    stream: Option<TcpStream>,
+    stream: TcpStream,
+    /// Taken from the idle pool rather than freshly connected.
     reused: bool,
 }
 
 impl Lease {
-    fn new(core: &Core, view: &Rc<CoreView>, pool: usize, backend: usize) -> Lease {
-        let runtime = &view.pools[pool];
-        let cell = &runtime.active[backend];
-        cell.set(cell.get() + 1);
-        runtime.stats[backend]
-            .active_connections
-            .fetch_add(1, Ordering::Relaxed);
-        Lease {
+    fn report(&self, core: &Core, event: Passive) {
+        self.load.report(core, event);
+    }
+}
+
+/// The end of a lease: the backend's open-connections gauge goes down, and requests
+/// queued because every backend was at its limit may go on.
+struct LeaseEnd {
+    core: Core,
+    view: Rc<CoreView>,
+    pool: usize,
+    backend: usize,
+}
+
+impl LeaseEnd {
+    fn new(core: &Core, view: &Rc<CoreView>, pool: usize, backend: usize) -> LeaseEnd {
+        // Relaxed: only this core writes the gauge.
+        let gauge = &view.pools[pool].stats[backend].active_connections;
+        gauge.fetch_add(1, Ordering::Relaxed);
+        LeaseEnd {
             core: core.clone(),
             view: view.clone(),
             pool,
             backend,
-            addr: view.snapshot.config.pools[pool].backends[backend].addr,
-            stream: None,
-            reused: false,
         }
-    }
-
-    fn stream(&mut self) -> &mut TcpStream {
-        self.stream
-            .as_mut()
-            .expect("a lease always holds its stream once acquired")
-    }
-
-    fn report(&self, event: Passive) {
-        self.core.report(&self.view, self.pool, self.backend, event);
     }
 }
 
-impl Drop for Lease {
+impl Drop for LeaseEnd {
     fn drop(&mut self) {
-        let runtime = &self.view.pools[self.pool];
-        let cell = &runtime.active[self.backend];
-        cell.set(cell.get().saturating_sub(1));
-        runtime.stats[self.backend]
-            .active_connections
-            .fetch_sub(1, Ordering::Relaxed);
-        // A request queued because every backend was at its limit may go on now.
+        let gauge = &self.view.pools[self.pool].stats[self.backend].active_connections;
+        gauge.fetch_sub(1, Ordering::Relaxed);
         self.core.wake_slot_waiters();
     }
 }
@@ -698,7 +700,6 @@ impl Conn<'_> {
         reuse: Reuse,
     ) -> Result<Lease, NoBackend> {
         let key = hash_ip(self.source.ip());
-        let runtime = &view.pools[pool];
         let backends = &view.snapshot.config.pools[pool].backends;
         let connect_timeout = listener.timeouts.connect;
         let queue_deadline = Instant::now() + connect_timeout;
@@ -731,40 +732,33 @@ impl Conn<'_> {
                 },
             };
             attempted = true;
-            let mut lease = Lease::new(self.core, view, pool, index);
+            // Counted as load from the first attempt, so concurrent requests on this
+            // core see it while the handshake is in flight.
+            let load = ActiveGuard::new(view.clone(), pool, index);
             let addr = backends[index].addr;
-            if reuse != Reuse::Fresh {
-                let peek = reuse == Reuse::Checked;
-                let reused = self.core.idle_pool().take(addr, Instant::now(), peek);
-                if let Some(stream) = reused {
-                    lease.stream = Some(stream);
-                    lease.reused = true;
-                    return Ok(lease);
+            let parked = match reuse {
+                Reuse::Fresh => None,
+                Reuse::Trusted => self.core.idle_pool().take(addr, Instant::now(), false),
+                Reuse::Checked => self.core.idle_pool().take(addr, Instant::now(), true),
+            };
+            let (stream, reused) = match parked {
+                Some(stream) => (stream, true),
+                None => {
+                    let connect =
+                        super::tcp::connect_backend(self.core, view, pool, index, connect_timeout);
+                    match connect.await {
+                        Some(stream) => (stream, false),
+                        None => continue,
+                    }
                 }
-            }
-            let stats = &runtime.stats[index];
-            let started = Instant::now();
-            match monoio::time::timeout(connect_timeout, TcpStream::connect_addr(addr)).await {
-                Ok(Ok(stream)) => {
-                    self.core.record_connect(runtime, started.elapsed());
-                    stats.connections_total.fetch_add(1, Ordering::Relaxed);
-                    let _ = stream.set_nodelay(true);
-                    lease.stream = Some(stream);
-                    return Ok(lease);
-                }
-                Ok(Err(e)) => {
-                    stats.connect_failures_total.fetch_add(1, Ordering::Relaxed);
-                    lease.report(Passive::ConnectFailure);
-                    crate::log::debug(format_args!("upstream {addr}: connect failed: {e}"));
-                }
-                Err(_) => {
-                    stats.connect_failures_total.fetch_add(1, Ordering::Relaxed);
-                    lease.report(Passive::Timeout);
-                    crate::log::debug(format_args!(
-                        "upstream {addr}: connect timed out after {connect_timeout:?}"
-                    ));
-                }
-            }
+            };
+            return Ok(Lease {
+                load,
+                _end: LeaseEnd::new(self.core, view, pool, index),
+                addr,
+                stream,
+                reused,
+            });
         }
     }
 
@@ -800,7 +794,7 @@ impl Conn<'_> {
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match within(left, self.uin.read_more(lease.stream())).await {
+            match within(left, self.uin.read_more(&mut lease.stream)).await {
                 Ok(0) => return Err(NoResponse::Closed { nothing: !got_any }),
                 Ok(_) => got_any = true,
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(NoResponse::Timeout),
@@ -889,16 +883,16 @@ impl Conn<'_> {
                     Err(e) => return self.reject_body(e).await,
                 }
             }
-            self.uin = Inbound::new(std::mem::take(&mut self.uin.buf));
-            self.uin.buf.clear();
-            let sent = within(idle, write_out(lease.stream(), &mut self.out)).await;
+            // A new upstream connection (or a retry) starts with nothing read from it.
+            self.uin.clear();
+            let sent = within(idle, write_out(&mut lease.stream, &mut self.out)).await;
             if sent.is_err() {
                 if lease.reused && retryable {
                     reuse = Reuse::Fresh;
                     tried = Tried::default();
                     continue;
                 }
-                lease.report(Passive::Reset);
+                lease.report(self.core, Passive::Reset);
                 return self.fail(502, "upstream write failed", true).await;
             }
             if !body_done {
@@ -957,26 +951,29 @@ impl Conn<'_> {
                 }
                 Ok(final_response) => break final_response,
                 Err(NoResponse::Timeout) => {
-                    lease.report(Passive::Timeout);
+                    lease.report(self.core, Passive::Timeout);
                     return self.fail(504, "upstream response timed out", true).await;
                 }
                 Err(NoResponse::Closed { .. }) => {
-                    lease.report(Passive::Reset);
+                    lease.report(self.core, Passive::Reset);
                     return self
                         .fail(502, "upstream closed without a response", true)
                         .await;
                 }
                 Err(NoResponse::Malformed) => {
-                    lease.report(Passive::Reset);
+                    lease.report(self.core, Passive::Reset);
                     return self.fail(502, "malformed upstream response", true).await;
                 }
             }
         };
-        lease.report(if resp.status >= 500 {
-            Passive::Upstream5xx
-        } else {
-            Passive::Success
-        });
+        lease.report(
+            self.core,
+            if resp.status >= 500 {
+                Passive::Upstream5xx
+            } else {
+                Passive::Success
+            },
+        );
 
         if resp.is_switching_protocols() {
             return self
@@ -993,7 +990,7 @@ impl Conn<'_> {
             || dechunk
             || self.core.is_draining();
         let mut cookie = [0u8; 160];
-        let set_cookie = self.sticky_cookie(view, req, lease.backend, &mut cookie);
+        let set_cookie = self.sticky_cookie(view, req, lease.load.backend(), &mut cookie);
         self.out.clear();
         let rewrite = ResponseRewrite {
             edits: Some(req.response_edits),
@@ -1018,18 +1015,17 @@ impl Conn<'_> {
         // was read whole, the backend keeps it open, and nothing else arrived.
         let pool_cfg = &view.snapshot.config.pools[req.pool];
         if complete && resp.keep_alive && body_sent && self.uin.is_empty() {
-            if let Some(stream) = lease.stream.take() {
+            {
                 self.core.idle_pool().put(
                     lease.addr,
-                    stream,
+                    lease.stream,
                     Instant::now(),
                     pool_cfg.keepalive.idle,
                     pool_cfg.keepalive.max_idle,
                 );
             }
         } else {
-            self.uin.buf.clear();
-            self.uin.pos = 0;
+            self.uin.clear();
         }
         let next = if close || !complete {
             Next::Close
@@ -1091,10 +1087,10 @@ impl Conn<'_> {
                     Err(e) => return Err(self.reject_body(e).await),
                 };
                 if n > 0 {
-                    let written = within(idle, self.cin.forward(n, lease.stream())).await;
+                    let written = within(idle, self.cin.forward(n, &mut lease.stream)).await;
                     self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     if written.is_err() {
-                        lease.report(Passive::Reset);
+                        lease.report(self.core, Passive::Reset);
                         return Err(self.fail(502, "upstream write failed", true).await);
                     }
                 }
@@ -1106,7 +1102,7 @@ impl Conn<'_> {
             // move it inside the kernel (socket, pipe, socket) instead of through user
             // space.
             if let Some(left) = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN) {
-                let stream = lease.stream.as_ref().expect("a lease holds its stream");
+                let stream = &lease.stream;
                 let moved = &self.stats.bytes_in;
                 let spliced = splice_body(self.core, &self.client, stream, left, idle, moved).await;
                 return match spliced {
@@ -1202,26 +1198,26 @@ impl Conn<'_> {
             }
             if decoder.is_none() {
                 if let Some(left) = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN) {
-                    let stream = lease.stream.as_ref().expect("a lease holds its stream");
+                    let stream = &lease.stream;
                     let moved = &self.stats.bytes_out;
                     let spliced =
                         splice_body(self.core, stream, &self.client, left, idle, moved).await;
                     return match spliced {
                         Ok(()) => Ok(sent + left),
                         Err(_) => {
-                            lease.report(Passive::Reset);
+                            lease.report(self.core, Passive::Reset);
                             Err(sent)
                         }
                     };
                 }
             }
-            match within(idle, self.uin.read_up_to(lease.stream(), BODY_CHUNK)).await {
+            match within(idle, self.uin.read_up_to(&mut lease.stream, BODY_CHUNK)).await {
                 Ok(0) => {
                     // End of stream: the end of an until-close body, else a truncation.
                     return if decoder.is_none() && tracker.eof() {
                         Ok(sent)
                     } else {
-                        lease.report(Passive::Reset);
+                        lease.report(self.core, Passive::Reset);
                         Err(sent)
                     };
                 }
@@ -1248,7 +1244,7 @@ impl Conn<'_> {
     ) -> (Next, Outcome) {
         if !requested {
             // A switch nobody asked for: the stream is no longer HTTP we can follow.
-            lease.report(Passive::Reset);
+            lease.report(self.core, Passive::Reset);
             return self
                 .fail(502, "upstream switched protocols unasked", true)
                 .await;
@@ -1278,19 +1274,17 @@ impl Conn<'_> {
         }
         if !self.cin.is_empty() {
             let n = self.cin.data().len();
-            if within(idle, self.cin.forward(n, lease.stream()))
+            if within(idle, self.cin.forward(n, &mut lease.stream))
                 .await
                 .is_err()
             {
                 return (Next::Close, outcome);
             }
         }
-        let Some(upstream) = lease.stream.take() else {
-            return (Next::Close, outcome);
-        };
+        let upstream = &lease.stream;
         // From here on the pair is an L4 relay: splice both ways, as on a TCP listener.
         let client_fd = std::os::fd::AsRawFd::as_raw_fd(&self.client);
-        let upstream_fd = std::os::fd::AsRawFd::as_raw_fd(&upstream);
+        let upstream_fd = std::os::fd::AsRawFd::as_raw_fd(upstream);
         let relayed = match crate::sys::set_nonblocking(client_fd)
             .and_then(|()| crate::sys::set_nonblocking(upstream_fd))
         {
@@ -1299,7 +1293,7 @@ impl Conn<'_> {
                 super::relay::splice_relay(
                     self.core,
                     &self.client,
-                    &upstream,
+                    upstream,
                     pipe,
                     idle,
                     self.stats,
@@ -1325,8 +1319,7 @@ impl Conn<'_> {
             "{}: {}: {status}: {why}",
             self.name, self.source
         ));
-        self.uin.buf.clear();
-        self.uin.pos = 0;
+        self.uin.clear();
         self.respond_error(status, close).await;
         let next = if close { Next::Close } else { Next::KeepAlive };
         (next, Outcome::local(status, Some(why)))

@@ -170,7 +170,6 @@ async fn serve_connection(
         ));
         return;
     };
-    let _ = backend.set_nodelay(true);
     // The backend first gets our PROXY header (if the pool asks for one), then any client
     // bytes that arrived with the client's own header, then the relay takes over.
     let send = view.snapshot.config.pools[pool].send_proxy;
@@ -279,39 +278,54 @@ async fn connect_upstream<'v>(
     peer: SocketAddr,
     connect_timeout: Duration,
 ) -> Option<(TcpStream, ActiveGuard, GaugeGuard<'v>)> {
-    let runtime = &view.pools[pool];
-    let backends = &view.snapshot.config.pools[pool].backends;
     let key = hash_ip(peer.ip());
     let mut tried = Tried::default();
     loop {
         let index = view.pick(pool, key, &mut tried)?;
-        let addr = backends[index].addr;
         // Count the attempt as load right away, so concurrent connections on this core
         // see it while the handshake is in flight (least-connections fairness).
         let guard = ActiveGuard::new(view.clone(), pool, index);
-        let stats = &runtime.stats[index];
-        let started = Instant::now();
-        let attempt = monoio::time::timeout(connect_timeout, TcpStream::connect_addr(addr)).await;
-        if !matches!(attempt, Ok(Ok(_))) {
-            stats.connect_failures_total.fetch_add(1, Ordering::Relaxed);
-        }
-        match attempt {
-            Ok(Ok(stream)) => {
-                core.record_connect(runtime, started.elapsed());
-                stats.connections_total.fetch_add(1, Ordering::Relaxed);
-                core.report(view, pool, index, Passive::Success);
-                return Some((stream, guard, GaugeGuard::new(&stats.active_connections)));
-            }
-            Ok(Err(e)) => {
-                core.report(view, pool, index, Passive::ConnectFailure);
-                crate::log::debug(format_args!("upstream {addr}: connect failed: {e}"));
-            }
-            Err(_) => {
-                core.report(view, pool, index, Passive::Timeout);
-                crate::log::debug(format_args!(
-                    "upstream {addr}: connect timed out after {connect_timeout:?}"
-                ));
-            }
+        if let Some(stream) = connect_backend(core, view, pool, index, connect_timeout).await {
+            // For a byte relay the connect is all we learn about the backend's health.
+            core.report(view, pool, index, Passive::Success);
+            let stats = &view.pools[pool].stats[index];
+            return Some((stream, guard, GaugeGuard::new(&stats.active_connections)));
         }
     }
+}
+
+/// Connect to backend `index` of `pool` within `connect_timeout`, with `TCP_NODELAY`
+/// set. Counts the attempt, records the connect time, and reports a refusal or timeout
+/// to the control thread (a success is the caller's to report: for HTTP it is the
+/// response that tells, not the handshake).
+pub(super) async fn connect_backend(
+    core: &Core,
+    view: &CoreView,
+    pool: usize,
+    index: usize,
+    connect_timeout: Duration,
+) -> Option<TcpStream> {
+    let runtime = &view.pools[pool];
+    let addr = view.snapshot.config.pools[pool].backends[index].addr;
+    let stats = &runtime.stats[index];
+    let started = Instant::now();
+    let attempt = monoio::time::timeout(connect_timeout, TcpStream::connect_addr(addr)).await;
+    let (event, why) = match attempt {
+        Ok(Ok(stream)) => {
+            core.record_connect(runtime, started.elapsed());
+            stats.connections_total.fetch_add(1, Ordering::Relaxed);
+            // Small writes (heads, handshakes, RPCs) must not wait on Nagle.
+            let _ = stream.set_nodelay(true);
+            return Some(stream);
+        }
+        Ok(Err(e)) => (Passive::ConnectFailure, format!("connect failed: {e}")),
+        Err(_) => (
+            Passive::Timeout,
+            format!("connect timed out after {connect_timeout:?}"),
+        ),
+    };
+    stats.connect_failures_total.fetch_add(1, Ordering::Relaxed);
+    core.report(view, pool, index, event);
+    crate::log::debug(format_args!("upstream {addr}: {why}"));
+    None
 }
