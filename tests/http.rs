@@ -384,8 +384,14 @@ fn a_stale_pooled_connection_is_retried_once_for_a_safe_request() {
         let r = c.request("GET", &target, &[], b"");
         assert_eq!(r.text(), format!("s GET {target}\n"), "request {i}");
     }
-    // Every reuse found the connection closed under it and went again on a fresh one.
-    assert!(backend.accepts() >= 5, "accepts: {}", backend.accepts());
+    // Every reuse found the connection closed under it (the backend read the head and
+    // hung up) and went again on a fresh one: one connection per answered request.
+    assert_eq!(backend.accepts(), 5);
+    let dropped = backend.seen().iter().filter(|r| r.dropped).count();
+    assert_eq!(
+        dropped, 4,
+        "each of requests 1..4 first met a stale connection"
+    );
 }
 
 #[test]
@@ -736,11 +742,33 @@ fn large_bodies_keep_both_connections_usable(driver: &str) {
 }
 
 #[test]
-fn large_bodies_are_spliced_on_io_uring() {
+fn large_bodies_leave_both_connections_usable_on_io_uring() {
     large_bodies_keep_both_connections_usable("auto");
 }
 
 #[test]
-fn large_bodies_are_spliced_on_epoll() {
+fn large_bodies_leave_both_connections_usable_on_epoll() {
     large_bodies_keep_both_connections_usable("legacy");
+}
+
+#[test]
+fn a_raised_header_limit_admits_more_fields_and_still_bounds_them() {
+    let backend = hello("b");
+    let proxy = http_proxy(
+        r#"(pool: "p")"#,
+        r#", limits: (max_headers: 300)"#,
+        &pool("p", &[backend.addr()], ""),
+    );
+    let head = |n: usize| {
+        let mut req = String::from("GET /many HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+        for i in 0..n {
+            req.push_str(&format!("X-{i}: v\r\n"));
+        }
+        req + "\r\n"
+    };
+    let raw = raw_exchange(proxy.addr("web"), head(250).as_bytes());
+    assert_eq!(status_of(&raw), 200, "{}", String::from_utf8_lossy(&raw));
+    assert_eq!(backend.last_request().unwrap().header("x-249"), Some("v"));
+    let raw = raw_exchange(proxy.addr("web"), head(400).as_bytes());
+    assert_eq!(status_of(&raw), 431);
 }

@@ -487,7 +487,7 @@ fn check_http_limits(
         &format!("{path}.limits.max_headers"),
         field(|l| l.max_headers),
         defaults.max_headers as u64,
-        1..=crate::http1::DEFAULT_MAX_HEADERS as u64 * 10,
+        1..=crate::http1::MAX_HEADERS_LIMIT as u64,
         errors,
     );
     let uri = check_range(

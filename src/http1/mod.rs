@@ -94,6 +94,10 @@ pub struct Limits {
 /// The default number of header fields accepted; a good length for the scratch array.
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 
+/// The most header fields a configuration may allow (`limits.max_headers`). Bounded so
+/// the parser's scratch space can live on the stack whatever the setting.
+pub const MAX_HEADERS_LIMIT: usize = 1000;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -346,7 +346,9 @@ fn parse_head(data: &[u8], limits: &Limits) -> Result<HeadStatus<RequestHead>, R
         let mut scratch = [httparse::EMPTY_HEADER; crate::http1::DEFAULT_MAX_HEADERS];
         parse_request_head(data, limits, &mut scratch)
     } else {
-        let mut scratch = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        // Only listeners configured above the default pay for the larger array; it is
+        // on the stack either way, so no request allocates.
+        let mut scratch = [httparse::EMPTY_HEADER; crate::http1::MAX_HEADERS_LIMIT];
         parse_request_head(data, limits, &mut scratch)
     }
 }

@@ -97,14 +97,4 @@ impl IdlePool {
         self.by_backend.clear();
         self.held = 0;
     }
-
-    /// Connections held, all backends together.
-    pub fn len(&self) -> usize {
-        self.held
-    }
-
-    /// Whether no connection is held.
-    pub fn is_empty(&self) -> bool {
-        self.held == 0
-    }
 }
