@@ -215,6 +215,8 @@ struct Conn<'a> {
     stats: &'a ListenerStats,
     /// The current request's fields for the access log (when the listener has one).
     meta: LogMeta,
+    /// The sticky-session `Set-Cookie` value for the current response.
+    cookie: Vec<u8>,
 }
 
 /// The request fields an access log line needs, copied out of the client buffer when
@@ -286,6 +288,7 @@ pub async fn serve(
         out: Vec::with_capacity(1024),
         stats,
         meta: LogMeta::default(),
+        cookie: Vec::new(),
     };
     loop {
         let head = {
@@ -605,6 +608,24 @@ fn sticky_backend(view: &CoreView, pool: usize, request: &RequestView<'_>) -> Op
         (state.usable[i] && runtime.active[i].get() < runtime.caps[i]).then_some(i)
     });
     Some(StickyChoice { backend })
+}
+
+/// Write into `out` the `Set-Cookie` value pinning the client to `backend`, when the
+/// pool is sticky and the request did not already carry the right cookie; says whether
+/// it did. `out` is the connection's own buffer, so this allocates nothing once warm.
+fn sticky_cookie(view: &CoreView, req: &Proxied<'_>, backend: usize, out: &mut Vec<u8>) -> bool {
+    let Some(sticky) = req.sticky else {
+        return false;
+    };
+    let Some(Sticky::Cookie { name }) = &view.snapshot.config.pools[req.pool].sticky else {
+        return false;
+    };
+    if sticky.backend == Some(backend) {
+        return false;
+    }
+    out.clear();
+    crate::route::sticky_set_cookie(name, &view.pools[req.pool].tokens[backend], out);
+    true
 }
 
 /// A backend connection held for one exchange.
@@ -991,8 +1012,8 @@ impl Conn<'_> {
             || resp.framing == BodyFraming::UntilClose
             || dechunk
             || self.core.is_draining();
-        let mut cookie = [0u8; 160];
-        let set_cookie = self.sticky_cookie(view, req, lease.load.backend(), &mut cookie);
+        let set_cookie = sticky_cookie(view, req, lease.load.backend(), &mut self.cookie)
+            .then_some(&self.cookie[..]);
         self.out.clear();
         let rewrite = ResponseRewrite {
             edits: Some(req.response_edits),
@@ -1043,36 +1064,6 @@ impl Conn<'_> {
                 reason: None,
             },
         )
-    }
-
-    /// The `Set-Cookie` value pinning the client to `backend`, when the pool is sticky
-    /// and the request did not already carry the right cookie.
-    fn sticky_cookie<'c>(
-        &self,
-        view: &CoreView,
-        req: &Proxied<'_>,
-        backend: usize,
-        out: &'c mut [u8; 160],
-    ) -> Option<&'c [u8]> {
-        let sticky = req.sticky?;
-        if sticky.backend == Some(backend) {
-            return None;
-        }
-        let Some(Sticky::Cookie { name }) = &view.snapshot.config.pools[req.pool].sticky else {
-            return None;
-        };
-        let token = view.pools[req.pool].tokens[backend];
-        // Built on the stack: names are short tokens, so this never needs the heap.
-        let mut cookie = std::io::Cursor::new(&mut out[..]);
-        use std::io::Write as _;
-        write!(
-            cookie,
-            "{name}={}; Path=/; HttpOnly; SameSite=Lax",
-            std::str::from_utf8(&token).unwrap_or("")
-        )
-        .ok()?;
-        let len = cookie.position() as usize;
-        Some(&out[..len])
     }
 
     /// Stream the rest of the request body from the client to the upstream.
