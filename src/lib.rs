@@ -24,4 +24,5 @@ pub mod sdnotify;
 pub mod signals;
 pub mod snapshot;
 pub mod sys;
+pub mod tls;
 pub mod worker;
