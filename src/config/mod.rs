@@ -122,6 +122,84 @@ pub struct Listener {
     pub rate_limit: Option<RateLimit>,
     /// Access log of an HTTP listener (`Off` for the other protocols).
     pub access_log: AccessLogFormat,
+    /// TLS termination (HTTP listeners only); `None` serves plaintext.
+    pub tls: Option<ListenerTls>,
+}
+
+/// A listener's `tls: (certificates: [...], min_version: "1.2", alpn: [...],
+/// client_auth: ...)`, with its files loaded and checked.
+#[derive(Clone)]
+pub struct ListenerTls {
+    /// As written (paths relative to the working directory).
+    pub spec: crate::tls::ServerSpec,
+    /// A digest of every file read, so a reload notices a certificate replaced in place.
+    pub files_digest: u64,
+    /// The rustls configuration new connections are accepted with.
+    pub server: std::sync::Arc<rustls::ServerConfig>,
+}
+
+impl PartialEq for ListenerTls {
+    /// Equal when written the same and built from the same file contents.
+    fn eq(&self, other: &Self) -> bool {
+        self.spec == other.spec && self.files_digest == other.files_digest
+    }
+}
+
+impl Eq for ListenerTls {}
+
+impl fmt::Debug for ListenerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListenerTls")
+            .field("spec", &self.spec)
+            .field("files_digest", &self.files_digest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pool's `tls: (sni: "backend.internal", ca: "conf/certs/ca.pem")`: ringway speaks
+/// TLS to its backends and verifies them against `ca`.
+#[derive(Clone)]
+pub struct PoolTls {
+    /// The name sent in SNI and verified in the backend's certificate; `None` uses
+    /// each backend's IP address.
+    pub sni: Option<String>,
+    /// The CA bundle backends are verified against.
+    pub ca: std::path::PathBuf,
+    /// A digest of the CA bundle's contents.
+    pub files_digest: u64,
+    /// `sni` parsed.
+    pub server_name: Option<rustls::pki_types::ServerName<'static>>,
+    /// The rustls configuration backend connections are made with.
+    pub client: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl PoolTls {
+    /// Tells TLS settings apart: idle upstream connections made with one may not be
+    /// reused under another (a reload that changes the CA must verify again).
+    pub fn identity(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&self.sni, &self.ca, self.files_digest).hash(&mut h);
+        // Never 0, which stands for plain TCP.
+        h.finish() | 1
+    }
+}
+
+impl PartialEq for PoolTls {
+    fn eq(&self, other: &Self) -> bool {
+        self.sni == other.sni && self.ca == other.ca && self.files_digest == other.files_digest
+    }
+}
+
+impl Eq for PoolTls {}
+
+impl fmt::Debug for PoolTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolTls")
+            .field("sni", &self.sni)
+            .field("ca", &self.ca)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Access log format of a listener: `access_log: Off | Combined | Json`.
@@ -347,6 +425,8 @@ pub struct Pool {
     pub sticky: Option<Sticky>,
     /// Idle upstream HTTP connections kept per backend on each worker core.
     pub keepalive: Keepalive,
+    /// TLS to the backends (HTTP listeners only).
+    pub tls: Option<PoolTls>,
 }
 
 /// HTTP session affinity of a pool: `sticky: Cookie(name: "rw_srv")`.

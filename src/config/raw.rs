@@ -56,6 +56,45 @@ pub(super) struct RawListener {
     pub rate_limit: Option<RawRateLimit>,
     /// `access_log: Off | Combined | Json` (HTTP listeners).
     pub access_log: Option<AccessLogFormat>,
+    /// `tls: (certificates: [...], ...)`: terminate TLS (HTTP listeners).
+    pub tls: Option<RawListenerTls>,
+}
+
+/// `tls: (certificates: [(cert: "a.pem", key: "a.key")], min_version: "1.2",
+/// alpn: ["http/1.1"], client_auth: (ca: "ca.pem", required: true))`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Tls", deny_unknown_fields)]
+pub(super) struct RawListenerTls {
+    #[serde(default)]
+    pub certificates: Vec<RawCertPair>,
+    pub min_version: Option<String>,
+    pub alpn: Option<Vec<String>>,
+    pub client_auth: Option<RawClientAuth>,
+    pub resumption: Option<bool>,
+}
+
+/// `(cert: "example.com.pem", key: "example.com.key")`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Certificate", deny_unknown_fields)]
+pub(super) struct RawCertPair {
+    pub cert: String,
+    pub key: String,
+}
+
+/// `client_auth: (ca: "ca.pem", required: true)`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "ClientAuth", deny_unknown_fields)]
+pub(super) struct RawClientAuth {
+    pub ca: String,
+    pub required: Option<bool>,
+}
+
+/// A pool's `tls: (sni: "backend.internal", ca: "ca.pem")`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "PoolTls", deny_unknown_fields)]
+pub(super) struct RawPoolTls {
+    pub sni: Option<String>,
+    pub ca: String,
 }
 
 /// `limits: (max_flows: 100000)`.
@@ -130,6 +169,8 @@ pub(super) struct RawRoute {
     pub remove_request_headers: Option<Vec<String>>,
     pub set_response_headers: Option<Vec<(String, String)>>,
     pub remove_response_headers: Option<Vec<String>>,
+    /// Header that carries the verified client certificate's subject to the backend.
+    pub client_subject_header: Option<String>,
 }
 
 /// `respond: (status: 200, body: "ok\n", content_type: "text/plain")`.
@@ -180,6 +221,8 @@ pub(super) struct RawPool {
     pub sticky: Option<RawSticky>,
     /// `keepalive: (max_idle: 32, idle: "60s")`: idle upstream HTTP connections kept.
     pub keepalive: Option<RawKeepalive>,
+    /// `tls: (sni: ..., ca: ...)`: speak TLS to the backends.
+    pub tls: Option<RawPoolTls>,
 }
 
 /// `sticky: Cookie(name: "rw_srv")`.

@@ -87,6 +87,7 @@ fn issue_sample_parses_to_expected_values() {
             max_connections: None,
             rate_limit: None,
             access_log: AccessLogFormat::Off,
+            tls: None,
         }],
         pools: vec![Pool {
             name: "pg".into(),
@@ -115,6 +116,7 @@ fn issue_sample_parses_to_expected_values() {
             send_proxy: SendProxy::None,
             sticky: None,
             keepalive: Keepalive::default(),
+            tls: None,
         }],
         tuning: Tuning {
             pipe_bytes: 1_048_576,
@@ -1116,5 +1118,69 @@ fn http_only_fields_on_l4_listeners_and_bad_pool_fields_are_errors() {
             "pools[0].keepalive.idle",
         ],
         "{errors:?}"
+    );
+}
+
+#[test]
+fn tls_mistakes_are_each_reported_at_their_field() {
+    let errors = errors_of(
+        r#"(
+        listeners: [
+            (name: "tcp", bind: "127.0.0.1:1", protocol: Tcp(pool: "secure"),
+             tls: (certificates: [(cert: "a.pem", key: "a.key")])),
+            (name: "web", bind: "127.0.0.1:2", protocol: Http(routes: [
+                (pool: "plain", client_subject_header: "x-client-subject"),
+             ]),
+             tls: (certificates: [(cert: "/nonexistent/ringway-test.pem",
+                                   key: "/nonexistent/ringway-test.key")],
+                   min_version: "1.1", alpn: ["h2"])),
+        ],
+        pools: [
+            (name: "secure", backends: [(addr: "127.0.0.1:3")],
+             tls: (sni: "not a name", ca: "/nonexistent/ringway-ca.pem")),
+            (name: "plain", backends: [(addr: "127.0.0.1:4")]),
+        ],
+    )"#,
+    );
+    let at = |path: &str| {
+        errors
+            .iter()
+            .find(|e| e.location == Location::Path(path.into()))
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| panic!("no error at {path}: {errors:#?}"))
+    };
+    assert!(at("listeners[0].tls").contains("only applies to Http"));
+    assert!(at("listeners[0].protocol.pool").contains("speaks TLS"));
+    assert!(at("listeners[1].tls.min_version").contains("\"1.1\""));
+    assert!(at("listeners[1].tls.alpn[0]").contains("HTTP/1.x"));
+    assert!(at("listeners[1].protocol.routes[0].client_subject_header").contains("client_auth"));
+    assert!(at("pools[0].tls.sni").contains("not a name"));
+    assert!(at("pools[0].tls.ca").contains("/nonexistent/ringway-ca.pem"));
+}
+
+#[test]
+fn tls_certificate_files_are_read_and_named_in_errors() {
+    let errors = errors_of(
+        r#"(
+        listeners: [(name: "web", bind: "127.0.0.1:2", protocol: Http(routes: [(pool: "p")]),
+             tls: (certificates: [(cert: "/nonexistent/ringway-test.pem",
+                                   key: "/dev/zero")]))],
+        pools: [(name: "p", backends: [(addr: "127.0.0.1:4")])],
+    )"#,
+    );
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("listeners[0].tls.certificates[0].cert")
+                && m.contains("/nonexistent/ringway-test.pem")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("listeners[0].tls.certificates[0].key")
+                && m.contains("/dev/zero")),
+        "{messages:#?}"
     );
 }

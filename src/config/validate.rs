@@ -5,23 +5,26 @@
 //! with `?`, so one bad field never hides the next. Sections are checked in schema order (workers, listeners, pools,
 //! tuning) and items in file order, which keeps the error list in a readable order.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
 
 use super::raw::{
-    RawBackend, RawCheck, RawConfig, RawHealth, RawKeepalive, RawLimits, RawListener, RawPassive,
-    RawPool, RawProtocol, RawRateLimit, RawRoute, RawSticky, RawTimeouts, RawTuning,
+    RawBackend, RawCheck, RawConfig, RawHealth, RawKeepalive, RawLimits, RawListener,
+    RawListenerTls, RawPassive, RawPool, RawPoolTls, RawProtocol, RawRateLimit, RawRoute,
+    RawSticky, RawTimeouts, RawTuning,
 };
 use super::{
     parse_duration, AccessLogFormat, Backend, CheckKind, Config, ConfigError, HealthCheck,
-    HttpRoutes, HttpSettings, HttpTimeouts, Keepalive, Listener, Location, Passive, Pool, Protocol,
-    ProxyAccept, RateLimit, RelayMode, Sticky, Timeouts, Tuning, DEFAULT_CLIENT_HEADER_TIMEOUT,
-    DEFAULT_CLIENT_IDLE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONSECUTIVE_FAILURES,
-    DEFAULT_EJECT_FOR, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE_IDLE, DEFAULT_KEEPALIVE_MAX_IDLE,
-    DEFAULT_MAX_FLOWS, DEFAULT_PANIC_THRESHOLD, DEFAULT_SHUTDOWN_GRACE, DEFAULT_UDP_IDLE_TIMEOUT,
-    DEFAULT_UPSTREAM_RESPONSE_TIMEOUT, MAX_TIMEOUT, MAX_WORKERS,
+    HttpRoutes, HttpSettings, HttpTimeouts, Keepalive, Listener, ListenerTls, Location, Passive,
+    Pool, PoolTls, Protocol, ProxyAccept, RateLimit, RelayMode, Sticky, Timeouts, Tuning,
+    DEFAULT_CLIENT_HEADER_TIMEOUT, DEFAULT_CLIENT_IDLE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_CONSECUTIVE_FAILURES, DEFAULT_EJECT_FOR, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE_IDLE,
+    DEFAULT_KEEPALIVE_MAX_IDLE, DEFAULT_MAX_FLOWS, DEFAULT_PANIC_THRESHOLD, DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_UDP_IDLE_TIMEOUT, DEFAULT_UPSTREAM_RESPONSE_TIMEOUT, MAX_TIMEOUT, MAX_WORKERS,
 };
 
 /// Inclusive bounds for `tuning.pipe_bytes`: one page up to 16 MiB.
@@ -39,6 +42,7 @@ pub(super) fn validate(raw: &RawConfig) -> Result<Config, Vec<ConfigError>> {
     let pool_names = pool_index(&raw.pools);
     let listeners = check_listeners(&raw.listeners, &pool_names, &mut errors);
     let pools = check_pools(&raw.pools, &mut errors);
+    tls_pools_on_l4_listeners(&raw.listeners, &raw.pools, &mut errors);
     let tuning = check_tuning(raw.tuning.as_ref(), &mut errors);
     let admin = raw
         .admin
@@ -230,6 +234,14 @@ fn check_listener(
     if !http {
         http_only_fields(path, raw, errors);
     }
+    let tls = match &raw.tls {
+        None => Some(None),
+        Some(t) => check_listener_tls(&format!("{path}.tls"), t, errors).map(Some),
+    };
+    let client_auth = raw.tls.as_ref().is_some_and(|t| t.client_auth.is_some());
+    if let (RawProtocol::Http { routes }, false) = (&raw.protocol, client_auth) {
+        subject_header_without_client_auth(path, routes, errors);
+    }
     Some(Listener {
         name: name?,
         bind: bind?,
@@ -243,6 +255,149 @@ fn check_listener(
         max_connections: max_connections?,
         rate_limit: rate_limit?,
         access_log: raw.access_log.unwrap_or_default(),
+        tls: tls?,
+    })
+}
+
+/// TLS to backends is spoken by the HTTP path only; a TCP or UDP listener relays its
+/// client's bytes as they are, so a TLS pool there would silently not be TLS.
+fn tls_pools_on_l4_listeners(listeners: &[RawListener], pools: &[RawPool], errors: &mut Errors) {
+    for (i, listener) in listeners.iter().enumerate() {
+        let name = match &listener.protocol {
+            RawProtocol::Tcp { pool, .. } | RawProtocol::Udp { pool } => pool,
+            RawProtocol::Http { .. } => continue,
+        };
+        if pools.iter().any(|p| p.name == *name && p.tls.is_some()) {
+            errors.push(
+                format!("listeners[{i}].protocol.pool"),
+                format!(
+                    "pool {name:?} speaks TLS to its backends, which only Http listeners \
+                     do; a TCP or UDP listener relays its clients' bytes unchanged"
+                ),
+            );
+        }
+    }
+}
+
+/// A route that passes on the client certificate's subject on a listener that asks
+/// for no client certificate would never send it: say so instead of ignoring it.
+fn subject_header_without_client_auth(path: &str, routes: &[RawRoute], errors: &mut Errors) {
+    for (i, route) in routes.iter().enumerate() {
+        if route.client_subject_header.is_some() {
+            errors.push(
+                format!("{path}.protocol.routes[{i}].client_subject_header"),
+                "needs tls.client_auth on the listener (there is no client certificate)",
+            );
+        }
+    }
+}
+
+/// Read a TLS file for validation, adding its contents to `digest`.
+fn read_tls_file(path: &Path, digest: &mut DefaultHasher) -> Result<Vec<u8>, String> {
+    let bytes = crate::tls::read_pem_file(path)?;
+    digest.write(&bytes);
+    Ok(bytes)
+}
+
+/// A listener's `tls`: load every certificate and key, check they belong together,
+/// and build the server configuration.
+fn check_listener_tls(
+    path: &str,
+    raw: &RawListenerTls,
+    errors: &mut Errors,
+) -> Option<ListenerTls> {
+    use crate::tls::{CertPair, ClientAuthSpec, MinVersion, ServerSpec};
+    let min_version = match raw.min_version.as_deref() {
+        None | Some("1.2") => Some(MinVersion::Tls12),
+        Some("1.3") => Some(MinVersion::Tls13),
+        Some(other) => {
+            errors.push(
+                format!("{path}.min_version"),
+                format!("{other:?} is not a supported TLS version: \"1.2\" or \"1.3\""),
+            );
+            None
+        }
+    };
+    let alpn = raw
+        .alpn
+        .clone()
+        .unwrap_or_else(|| vec!["http/1.1".to_string()]);
+    let mut alpn_ok = true;
+    for (i, proto) in alpn.iter().enumerate() {
+        if proto != "http/1.1" && proto != "http/1.0" {
+            errors.push(
+                format!("{path}.alpn[{i}]"),
+                format!("{proto:?}: ringway speaks HTTP/1.x only (\"http/1.1\", \"http/1.0\")"),
+            );
+            alpn_ok = false;
+        }
+    }
+    let spec = ServerSpec {
+        certificates: raw
+            .certificates
+            .iter()
+            .map(|c| CertPair {
+                cert: c.cert.clone().into(),
+                key: c.key.clone().into(),
+            })
+            .collect(),
+        min_version: min_version?,
+        alpn,
+        client_auth: raw.client_auth.as_ref().map(|c| ClientAuthSpec {
+            ca: c.ca.clone().into(),
+            required: c.required.unwrap_or(true),
+        }),
+        resumption: raw.resumption.unwrap_or(true),
+    };
+    if !alpn_ok {
+        return None;
+    }
+    let mut digest = DefaultHasher::new();
+    match crate::tls::build_server_config(&spec, &mut |p| read_tls_file(p, &mut digest)) {
+        Ok(server) => Some(ListenerTls {
+            spec,
+            files_digest: digest.finish(),
+            server,
+        }),
+        Err(list) => {
+            for e in list {
+                errors.push(format!("{path}.{}", e.field), e.message);
+            }
+            None
+        }
+    }
+}
+
+/// A pool's `tls`: the CA bundle backends are verified against, and the SNI name.
+fn check_pool_tls(path: &str, raw: &RawPoolTls, errors: &mut Errors) -> Option<PoolTls> {
+    let server_name = match raw.sni.as_deref() {
+        None => Some(None),
+        Some(sni) => match crate::tls::server_name(sni) {
+            Ok(name) => Some(Some(name)),
+            Err(m) => {
+                errors.push(format!("{path}.sni"), m);
+                None
+            }
+        },
+    };
+    let ca = std::path::PathBuf::from(&raw.ca);
+    let mut digest = DefaultHasher::new();
+    let client = match crate::tls::build_client_config(&ca, &mut |p| read_tls_file(p, &mut digest))
+    {
+        Ok(client) => Some(client),
+        Err(list) => {
+            for e in list {
+                errors.push(format!("{path}.{}", e.field), e.message);
+            }
+            None
+        }
+    };
+    Some(PoolTls {
+        sni: raw.sni.clone(),
+        ca,
+        files_digest: digest.finish(),
+        server_name: server_name?,
+        client: client?,
     })
 }
 
@@ -275,6 +430,9 @@ fn http_only_fields(path: &str, raw: &RawListener, errors: &mut Errors) {
     }
     if raw.access_log.is_some_and(|f| f != AccessLogFormat::Off) {
         set.push(format!("{path}.access_log"));
+    }
+    if raw.tls.is_some() {
+        set.push(format!("{path}.tls"));
     }
     for field in set {
         errors.push(field, "only applies to Http listeners");
@@ -379,6 +537,7 @@ fn check_routes(
         .map_err(|m| errors.push(format!("{item}.path_prefix"), m))
         .ok();
         let edits_given = route.set_request_headers.is_some()
+            || route.client_subject_header.is_some()
             || route.remove_request_headers.is_some()
             || route.set_response_headers.is_some()
             || route.remove_response_headers.is_some();
@@ -400,6 +559,7 @@ fn check_routes(
                             .remove_response_headers
                             .clone()
                             .unwrap_or_default(),
+                        client_subject_header: route.client_subject_header.clone(),
                     }),
                 (None, Some(respond)) => {
                     if edits_given {
@@ -687,8 +847,18 @@ fn check_pools(raw: &[RawPool], errors: &mut Errors) -> Vec<Pool> {
         );
         let sticky = check_sticky(&path, pool.sticky.as_ref(), errors);
         let keepalive = check_keepalive(&path, pool.keepalive.as_ref(), errors);
-        let (Some(passive), Some(slow_start), Some(panic_threshold), Some(sticky), Some(keepalive)) =
-            (passive, slow_start, panic_threshold, sticky, keepalive)
+        let tls = match &pool.tls {
+            None => Some(None),
+            Some(t) => check_pool_tls(&format!("{path}.tls"), t, errors).map(Some),
+        };
+        let (
+            Some(passive),
+            Some(slow_start),
+            Some(panic_threshold),
+            Some(sticky),
+            Some(keepalive),
+            Some(tls),
+        ) = (passive, slow_start, panic_threshold, sticky, keepalive, tls)
         else {
             continue;
         };
@@ -703,6 +873,7 @@ fn check_pools(raw: &[RawPool], errors: &mut Errors) -> Vec<Pool> {
             send_proxy: pool.send_proxy.unwrap_or_default(),
             sticky,
             keepalive,
+            tls,
         }));
     }
     pools

@@ -53,6 +53,24 @@ pub struct ListenerStats {
     pub proxy_protocol_rejected_total: AtomicU64,
     /// Client connections closed (TCP) or datagrams dropped (UDP) over the rate limit.
     pub rate_limited_total: AtomicU64,
+    /// TLS handshakes completed (TLS listeners).
+    pub tls_handshakes_total: AtomicU64,
+    /// TLS handshakes that failed, by [`TLS_FAILURE_REASONS`] index.
+    pub tls_handshake_failures: [AtomicU64; TLS_FAILURE_REASONS.len()],
+}
+
+/// The `reason` label values of `ringway_tls_handshake_failures_total`.
+pub use crate::tls::HANDSHAKE_FAILURE_REASONS as TLS_FAILURE_REASONS;
+
+impl ListenerStats {
+    /// Count a failed TLS handshake under `reason` (one of [`TLS_FAILURE_REASONS`]).
+    pub fn tls_handshake_failed(&self, reason: &str) {
+        let slot = TLS_FAILURE_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(TLS_FAILURE_REASONS.len() - 1);
+        self.tls_handshake_failures[slot].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Counters for one backend on one core. Written only by that core.

@@ -40,6 +40,8 @@ struct ListenerSums {
     refused_total: u64,
     proxy_protocol_rejected_total: u64,
     rate_limited_total: u64,
+    tls_handshakes_total: u64,
+    tls_handshake_failures: [u64; super::TLS_FAILURE_REASONS.len()],
 }
 
 /// A backend's counters summed over cores.
@@ -112,6 +114,14 @@ impl<'a> Snapshot<'a> {
                     &stats.proxy_protocol_rejected_total,
                 );
                 add(&mut s.rate_limited_total, &stats.rate_limited_total);
+                add(&mut s.tls_handshakes_total, &stats.tls_handshakes_total);
+                for (sum, counter) in s
+                    .tls_handshake_failures
+                    .iter_mut()
+                    .zip(&stats.tls_handshake_failures)
+                {
+                    add(sum, counter);
+                }
             }
         }
 
@@ -339,6 +349,39 @@ pub(super) fn prometheus(snap: &Snapshot<'_>) -> String {
             &[("listener", name)],
             row.sums.rate_limited_total,
         );
+    }
+    family(
+        &mut out,
+        "ringway_tls_handshakes_total",
+        "counter",
+        "TLS handshakes completed with clients.",
+    );
+    for (name, row) in listeners {
+        sample(
+            &mut out,
+            "ringway_tls_handshakes_total",
+            &[("listener", name)],
+            row.sums.tls_handshakes_total,
+        );
+    }
+    family(
+        &mut out,
+        "ringway_tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes with clients that failed, by reason (only reasons seen are listed).",
+    );
+    for (name, row) in listeners {
+        let failures = super::TLS_FAILURE_REASONS
+            .iter()
+            .zip(row.sums.tls_handshake_failures);
+        for (reason, n) in failures.filter(|&(_, n)| n > 0) {
+            sample(
+                &mut out,
+                "ringway_tls_handshake_failures_total",
+                &[("listener", name), ("reason", reason)],
+                n,
+            );
+        }
     }
     family(
         &mut out,

@@ -841,6 +841,8 @@ fn prometheus_declares_every_family_once_with_the_right_type() {
         ("ringway_refused_connections_total", "counter"),
         ("ringway_proxy_protocol_rejected_total", "counter"),
         ("ringway_rate_limited_total", "counter"),
+        ("ringway_tls_handshakes_total", "counter"),
+        ("ringway_tls_handshake_failures_total", "counter"),
         ("ringway_connection_duration_seconds", "histogram"),
         ("ringway_request_duration_seconds", "histogram"),
         ("ringway_http_requests_total", "counter"),
@@ -870,7 +872,7 @@ fn prometheus_declares_every_family_once_with_the_right_type() {
 fn prometheus_of_an_empty_registry_is_valid() {
     let reg = Registry::new();
     let exp = check_exposition(&reg.render_prometheus(&[]));
-    assert_eq!(exp.types.len(), 16);
+    assert_eq!(exp.types.len(), 18);
     assert_eq!(
         value_of(
             &exp,
@@ -1454,4 +1456,15 @@ fn request_duration_histogram_renders_buckets_and_quantiles() {
         let got = r.get(key).num();
         assert!((got - want).abs() <= want * 0.001, "{key}: {got} vs {want}");
     }
+}
+
+#[test]
+fn tls_failure_reasons_are_counted_apart_and_unknown_ones_as_other() {
+    let stats = ListenerStats::default();
+    stats.tls_handshake_failed("unknown_ca");
+    stats.tls_handshake_failed("no such reason");
+    let slot = |r: &str| TLS_FAILURE_REASONS.iter().position(|x| *x == r).unwrap();
+    let count = |r: &str| stats.tls_handshake_failures[slot(r)].load(Ordering::Relaxed);
+    assert_eq!((count("unknown_ca"), count("other")), (1, 1));
+    assert_eq!(TLS_FAILURE_REASONS.last(), Some(&"other"));
 }

@@ -202,6 +202,10 @@ pub enum ActionSpec {
         set_response_headers: Vec<(String, String)>,
         /// Fields removed from the downstream response.
         remove_response_headers: Vec<String>,
+        /// `client_subject_header: "x-client-subject"`: the field that carries the
+        /// subject of the client's verified TLS certificate to the backend. A field of
+        /// that name sent by the client is always removed, so it cannot be forged.
+        client_subject_header: Option<String>,
     },
     /// Answer directly without contacting a backend.
     Respond {
@@ -223,6 +227,7 @@ impl ActionSpec {
             remove_request_headers: Vec::new(),
             set_response_headers: Vec::new(),
             remove_response_headers: Vec::new(),
+            client_subject_header: None,
         }
     }
 
@@ -273,6 +278,8 @@ pub enum Action {
         request: HeaderEdits,
         /// Edits to the response sent downstream.
         response: HeaderEdits,
+        /// Lower-case name of the field carrying the client certificate's subject.
+        client_subject: Option<Box<str>>,
     },
     /// Answer directly.
     Respond {
@@ -716,7 +723,16 @@ fn check_action(spec: &ActionSpec, e: &mut Errors<'_>) -> Option<Action> {
             remove_request_headers,
             set_response_headers,
             remove_response_headers,
+            client_subject_header,
         } => {
+            let client_subject = match client_subject_header {
+                None => Some(None),
+                Some(name) => e.check(
+                    "client_subject_header",
+                    field_name_problem(name)
+                        .map_or_else(|| Ok(Some(name.to_ascii_lowercase().into_boxed_str())), Err),
+                ),
+            };
             let request = check_edits(
                 ("set_request_headers", set_request_headers),
                 ("remove_request_headers", remove_request_headers),
@@ -735,6 +751,7 @@ fn check_action(spec: &ActionSpec, e: &mut Errors<'_>) -> Option<Action> {
                 pool: *pool,
                 request: request?,
                 response: response?,
+                client_subject: client_subject?,
             })
         }
         ActionSpec::Respond {
@@ -785,6 +802,19 @@ fn check_action(spec: &ActionSpec, e: &mut Errors<'_>) -> Option<Action> {
     }
 }
 
+/// What is wrong with a field name a route sets or removes, if anything.
+fn field_name_problem(name: &str) -> Option<String> {
+    if !is_token(name.as_bytes()) {
+        Some(format!("{name:?} is not a valid field name"))
+    } else if MANAGED_FIELDS.iter().any(|m| m.eq_ignore_ascii_case(name)) {
+        Some(format!(
+            "{name:?} is managed by the proxy (framing and connection fields)"
+        ))
+    } else {
+        None
+    }
+}
+
 /// One direction's set and remove lists.
 fn check_edits(
     (set_field, set): (&'static str, &[(String, String)]),
@@ -793,17 +823,7 @@ fn check_edits(
     e: &mut Errors<'_>,
 ) -> Option<HeaderEdits> {
     let errors_before = e.list.len();
-    let name_problem = |name: &str| -> Option<String> {
-        if !is_token(name.as_bytes()) {
-            Some(format!("{name:?} is not a valid field name"))
-        } else if MANAGED_FIELDS.iter().any(|m| m.eq_ignore_ascii_case(name)) {
-            Some(format!(
-                "{name:?} is managed by the proxy (framing and connection fields)"
-            ))
-        } else {
-            None
-        }
-    };
+    let name_problem = field_name_problem;
     let mut set_out: Vec<(Box<str>, Box<str>)> = Vec::with_capacity(set.len());
     for (name, value) in set {
         if let Some(m) = name_problem(name) {

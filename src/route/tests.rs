@@ -426,6 +426,7 @@ fn example_routes() -> Vec<RouteSpec> {
                 remove_request_headers: vec![],
                 set_response_headers: vec![],
                 remove_response_headers: vec![s("server")],
+                client_subject_header: None,
             },
             ..catch_all(2)
         },
@@ -518,6 +519,7 @@ fn actions_are_normalized() {
             pool,
             request,
             response,
+            client_subject: None,
         } => {
             assert_eq!(*pool, 2);
             assert_eq!(&*request.set, &[("x-env".into(), "prod".into())]);
@@ -550,6 +552,7 @@ fn actions_are_normalized() {
         remove_request_headers: vec![s("X-Debug"), s("x-debug")],
         set_response_headers: vec![],
         remove_response_headers: vec![],
+        client_subject_header: None,
     });
     match table(&[spec]).action(0) {
         Action::Proxy { request, .. } => {
@@ -585,6 +588,7 @@ fn build_error_rows() {
             remove_request_headers: rm_req.iter().map(|n| s(n)).collect(),
             set_response_headers: vec![],
             remove_response_headers: rm_resp.iter().map(|n| s(n)).collect(),
+            client_subject_header: None,
         })
     };
     let with_host = |h: &str| RouteSpec {
@@ -817,6 +821,7 @@ fn accepted_specs() {
             remove_request_headers: vec![s("x-debug")],
             set_response_headers: vec![(s("x-a"), s("1\t2"))],
             remove_response_headers: vec![s("x-a-b")],
+            client_subject_header: None,
         }),
         RouteSpec::new(ActionSpec::respond(204, "")),
         RouteSpec::new(ActionSpec::respond(599, "é")),
@@ -854,6 +859,7 @@ fn build_collects_every_error() {
             remove_request_headers: vec![],
             set_response_headers: vec![],
             remove_response_headers: vec![s("transfer-encoding")],
+            client_subject_header: None,
         }),
         RouteSpec {
             path: Some(PathMatch::Prefix(s("v1/"))),
