@@ -29,11 +29,9 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
-
 use super::core::{ActiveGuard, Core, CoreView, HttpRuntime, Tried};
+use super::stream::{Stream, TlsStream};
+use super::upstream::IdleKey;
 use crate::access_log::Entry;
 use crate::config::{AccessLogFormat, HttpSettings, Listener, Sticky};
 use crate::health::Passive;
@@ -106,13 +104,13 @@ impl Inbound {
     }
 
     /// Read once from `stream`, appending. `Ok(0)` is end of stream.
-    async fn read_more(&mut self, stream: &mut TcpStream) -> io::Result<usize> {
+    async fn read_more(&mut self, stream: &mut Stream) -> io::Result<usize> {
         self.read_up_to(stream, READ_CHUNK).await
     }
 
     /// Read once, with room for about `room` bytes. Bodies are read in larger pieces
     /// than heads: fewer system calls per byte where bytes are many.
-    async fn read_up_to(&mut self, stream: &mut TcpStream, room: usize) -> io::Result<usize> {
+    async fn read_up_to(&mut self, stream: &mut Stream, room: usize) -> io::Result<usize> {
         if self.pos > 0 {
             // Move the unconsumed tail to the front (a head in progress, usually short)
             // so the buffer's spare room is at the end where the kernel writes.
@@ -123,10 +121,9 @@ impl Inbound {
         if self.buf.capacity() - self.buf.len() < room / 2 {
             self.buf.reserve(room);
         }
-        let len = self.buf.len();
         let buf = std::mem::take(&mut self.buf);
-        let (res, slice) = stream.read(buf.slice_mut(len..)).await;
-        self.buf = slice.into_inner();
+        let (res, buf) = stream.read_spare(buf).await;
+        self.buf = buf;
         res
     }
 
@@ -135,17 +132,17 @@ impl Inbound {
     async fn write_range(
         &mut self,
         range: std::ops::Range<usize>,
-        to: &mut TcpStream,
+        to: &mut Stream,
     ) -> io::Result<()> {
         let (start, end) = (self.pos + range.start, self.pos + range.end);
         let buf = std::mem::take(&mut self.buf);
-        let (res, slice) = to.write_all(buf.slice(start..end)).await;
-        self.buf = slice.into_inner();
-        res.map(|_| ())
+        let (res, buf) = to.write_range(buf, start..end).await;
+        self.buf = buf;
+        res
     }
 
     /// Write the first `n` buffered bytes to `to` and consume them.
-    async fn forward(&mut self, n: usize, to: &mut TcpStream) -> io::Result<()> {
+    async fn forward(&mut self, n: usize, to: &mut Stream) -> io::Result<()> {
         self.write_range(0..n, to).await?;
         self.consume(n);
         Ok(())
@@ -153,11 +150,12 @@ impl Inbound {
 }
 
 /// Write all of `out` to `stream`, handing the buffer back for reuse.
-async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+async fn write_out(stream: &mut Stream, out: &mut Vec<u8>) -> io::Result<()> {
     let buf = std::mem::take(out);
-    let (res, buf) = stream.write_all(buf).await;
+    let len = buf.len();
+    let (res, buf) = stream.write_range(buf, 0..len).await;
     *out = buf;
-    res.map(|_| ())
+    res
 }
 
 /// Bound `fut` by `limit`; a timeout becomes `ErrorKind::TimedOut`.
@@ -202,7 +200,8 @@ impl Outcome {
 struct Conn<'a> {
     core: &'a Core,
     name: &'a str,
-    client: TcpStream,
+    /// Plain TCP, or TLS that ringway terminated.
+    client: Stream,
     /// The real client (after a PROXY protocol header): X-Forwarded-For, rate limits,
     /// source hashing.
     source: SocketAddr,
@@ -217,6 +216,9 @@ struct Conn<'a> {
     meta: LogMeta,
     /// The sticky-session `Set-Cookie` value for the current response.
     cookie: Vec<u8>,
+    /// The subject of the client's verified TLS certificate (`Some(None)`: none sent),
+    /// once a route asked for it.
+    subject: Option<Option<String>>,
 }
 
 /// The request fields an access log line needs, copied out of the client buffer when
@@ -273,7 +275,7 @@ impl LogMeta {
 pub async fn serve(
     core: &Core,
     name: &str,
-    client: TcpStream,
+    client: Stream,
     source: SocketAddr,
     early: Vec<u8>,
     stats: &ListenerStats,
@@ -289,6 +291,7 @@ pub async fn serve(
         stats,
         meta: LogMeta::default(),
         cookie: Vec::new(),
+        subject: None,
     };
     loop {
         let head = {
@@ -326,7 +329,7 @@ pub async fn serve(
     }
     // Tell the client we are done writing before the socket closes, so a response it
     // has not read yet is not cut short by a reset.
-    let _ = crate::sys::shutdown_write(std::os::fd::AsRawFd::as_raw_fd(&conn.client));
+    conn.client.close().await;
 }
 
 /// The `Http` listener called `name` in `view`, with its settings and this core's
@@ -498,6 +501,7 @@ impl Conn<'_> {
                 pool,
                 request: request_edits,
                 response: response_edits,
+                client_subject,
             } => {
                 let sticky = sticky_backend(view, *pool, &request);
                 let exchange = Proxied {
@@ -506,6 +510,7 @@ impl Conn<'_> {
                     sticky,
                     request_edits,
                     response_edits,
+                    subject_header: client_subject.as_deref(),
                 };
                 let (next, outcome) = self.proxy(view, listener, settings, &exchange).await;
                 self.finish(listener, runtime, Some(route), started, &outcome);
@@ -587,6 +592,8 @@ struct Proxied<'r> {
     sticky: Option<StickyChoice>,
     request_edits: &'r crate::route::HeaderEdits,
     response_edits: &'r crate::route::HeaderEdits,
+    /// The field that carries the client certificate's subject, if the route sends it.
+    subject_header: Option<&'r str>,
 }
 
 /// What the sticky cookie said.
@@ -638,7 +645,7 @@ struct Lease {
     load: ActiveGuard,
     _end: LeaseEnd,
     addr: SocketAddr,
-    stream: TcpStream,
+    stream: Stream,
     /// Taken from the idle pool rather than freshly connected.
     reused: bool,
 }
@@ -759,17 +766,28 @@ impl Conn<'_> {
             // core see it while the handshake is in flight.
             let load = ActiveGuard::new(view.clone(), pool, index);
             let addr = backends[index].addr;
+            let key = IdleKey {
+                addr,
+                tls: view.snapshot.config.pools[pool]
+                    .tls
+                    .as_ref()
+                    .map_or(0, |t| t.identity()),
+            };
             let parked = match reuse {
                 Reuse::Fresh => None,
-                Reuse::Trusted => self.core.idle_pool().take(addr, Instant::now(), false),
-                Reuse::Checked => self.core.idle_pool().take(addr, Instant::now(), true),
+                Reuse::Trusted => self.core.idle_pool().take(key, Instant::now(), false),
+                Reuse::Checked => self.core.idle_pool().take(key, Instant::now(), true),
             };
             let (stream, reused) = match parked {
                 Some(stream) => (stream, true),
                 None => {
                     let connect =
                         super::tcp::connect_backend(self.core, view, pool, index, connect_timeout);
-                    match connect.await {
+                    let Some(tcp) = connect.await else {
+                        continue;
+                    };
+                    match upstream_stream(self.core, view, pool, index, tcp, connect_timeout).await
+                    {
                         Some(stream) => (stream, false),
                         None => continue,
                     }
@@ -849,12 +867,40 @@ impl Conn<'_> {
 
         // The rewritten head goes into `out` once; a retry resends the same bytes.
         self.out.clear();
+        let proto = if self.client.is_tls() {
+            ForwardedProto::Https
+        } else {
+            ForwardedProto::Http
+        };
+        // The client certificate's subject: whatever the client sent under that name is
+        // removed either way, so only a verified certificate can put it there.
+        if req.subject_header.is_some() && self.subject.is_none() {
+            // Worked out once per connection: the certificate can not change.
+            let server = self.client.tls().and_then(TlsStream::server);
+            self.subject = Some(server.and_then(crate::tls::client_subject));
+        }
+        let subject = self.subject.as_ref().and_then(|s| s.as_deref());
+        let subject_set;
+        let subject_remove;
+        let (set_headers, remove_headers): (&[(&str, &str)], &[&str]) =
+            match (req.subject_header, subject) {
+                (Some(name), Some(value)) => {
+                    subject_set = [(name, value)];
+                    subject_remove = [name];
+                    (&subject_set, &subject_remove)
+                }
+                (Some(name), None) => {
+                    subject_remove = [name];
+                    (&[], &subject_remove)
+                }
+                (None, _) => (&[], &[]),
+            };
         let opts = RewriteOptions {
             client_addr: Some(self.source.ip()),
-            proto: Some(ForwardedProto::Http),
+            proto: Some(proto),
             default_host: "localhost",
-            set_headers: &[],
-            remove_headers: &[],
+            set_headers,
+            remove_headers,
             connection_close: false,
             edits: Some(req.request_edits),
         };
@@ -1039,8 +1085,12 @@ impl Conn<'_> {
         let pool_cfg = &view.snapshot.config.pools[req.pool];
         if complete && resp.keep_alive && body_sent && self.uin.is_empty() {
             {
+                let key = IdleKey {
+                    addr: lease.addr,
+                    tls: pool_cfg.tls.as_ref().map_or(0, |t| t.identity()),
+                };
                 self.core.idle_pool().put(
-                    lease.addr,
+                    key,
                     lease.stream,
                     Instant::now(),
                     pool_cfg.keepalive.idle,
@@ -1094,10 +1144,11 @@ impl Conn<'_> {
             // Nothing buffered and a large part of a body of known length still to come:
             // move it inside the kernel (socket, pipe, socket) instead of through user
             // space.
-            if let Some(left) = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN) {
-                let stream = &lease.stream;
+            let plain = self.client.plain().zip(lease.stream.plain());
+            let long = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN);
+            if let (Some((client, upstream)), Some(left)) = (plain, long) {
                 let moved = &self.stats.bytes_in;
-                let spliced = splice_body(self.core, &self.client, stream, left, idle, moved).await;
+                let spliced = splice_body(self.core, client, upstream, left, idle, moved).await;
                 return match spliced {
                     Ok(()) => {
                         *tracker = BodyTracker::new(BodyFraming::None, &UPSTREAM_LIMITS);
@@ -1189,12 +1240,11 @@ impl Conn<'_> {
                     }
                 }
             }
-            if decoder.is_none() {
+            let plain = self.client.plain().zip(lease.stream.plain());
+            if let (None, Some((client, upstream))) = (&decoder, plain) {
                 if let Some(left) = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN) {
-                    let stream = &lease.stream;
                     let moved = &self.stats.bytes_out;
-                    let spliced =
-                        splice_body(self.core, stream, &self.client, left, idle, moved).await;
+                    let spliced = splice_body(self.core, upstream, client, left, idle, moved).await;
                     return match spliced {
                         Ok(()) => Ok(sent + left),
                         Err(_) => {
@@ -1274,27 +1324,28 @@ impl Conn<'_> {
                 return (Next::Close, outcome);
             }
         }
-        let upstream = &lease.stream;
-        // From here on the pair is an L4 relay: splice both ways, as on a TCP listener.
-        let client_fd = std::os::fd::AsRawFd::as_raw_fd(&self.client);
-        let upstream_fd = std::os::fd::AsRawFd::as_raw_fd(upstream);
-        let relayed = match crate::sys::set_nonblocking(client_fd)
-            .and_then(|()| crate::sys::set_nonblocking(upstream_fd))
-        {
-            Ok(()) => {
-                let pipe = self.core.view().snapshot.config.tuning.pipe_bytes;
-                super::relay::splice_relay(
-                    self.core,
-                    &self.client,
-                    upstream,
-                    pipe,
-                    idle,
-                    self.stats,
-                )
-                .await
-                .map(|_| ())
+        let relayed = match self.client.plain().zip(lease.stream.plain()) {
+            // From here on the pair is an L4 relay: splice both ways, as on a TCP listener.
+            Some((client, upstream)) => {
+                let client_fd = std::os::fd::AsRawFd::as_raw_fd(client);
+                let upstream_fd = std::os::fd::AsRawFd::as_raw_fd(upstream);
+                match crate::sys::set_nonblocking(client_fd)
+                    .and_then(|()| crate::sys::set_nonblocking(upstream_fd))
+                {
+                    Ok(()) => {
+                        let pipe = self.core.view().snapshot.config.tuning.pipe_bytes;
+                        super::relay::splice_relay(
+                            self.core, client, upstream, pipe, idle, self.stats,
+                        )
+                        .await
+                        .map(|_| ())
+                    }
+                    Err(e) => Err(e),
+                }
             }
-            Err(e) => Err(e),
+            // TLS on either side: the bytes pass through user space to be decrypted or
+            // encrypted, so relay them through the connection's own buffers.
+            None => self.relay_streams(&mut lease.stream, idle).await,
         };
         if let Err(e) = relayed {
             crate::log::debug(format_args!(
@@ -1303,6 +1354,60 @@ impl Conn<'_> {
             ));
         }
         (Next::Close, outcome)
+    }
+
+    /// Relay bytes both ways between the client and an upgraded upstream connection when
+    /// either is TLS. One task serves both directions: it waits until either side is
+    /// readable (a wait that consumes nothing, so the other can win it safely), then
+    /// reads that side and writes the bytes to the other. Ends when both sides have
+    /// closed, either fails, or nothing moves for `idle`.
+    async fn relay_streams(&mut self, upstream: &mut Stream, idle: Duration) -> io::Result<()> {
+        let (mut client_open, mut upstream_open) = (true, true);
+        while client_open || upstream_open {
+            let from_client = {
+                let client = async {
+                    if client_open {
+                        self.client.readable().await
+                    } else {
+                        std::future::pending().await
+                    }
+                };
+                let backend = async {
+                    if upstream_open {
+                        upstream.readable().await
+                    } else {
+                        std::future::pending().await
+                    }
+                };
+                monoio::select! {
+                    r = client => r.map(|()| true),
+                    r = backend => r.map(|()| false),
+                    _ = monoio::time::sleep(idle) => return Ok(()),
+                }
+            }?;
+            if from_client {
+                let n = within(idle, self.cin.read_up_to(&mut self.client, BODY_CHUNK)).await?;
+                if n == 0 {
+                    client_open = false;
+                    upstream.close().await;
+                    continue;
+                }
+                let n = self.cin.data().len();
+                within(idle, self.cin.forward(n, upstream)).await?;
+                self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+            } else {
+                let n = within(idle, self.uin.read_up_to(upstream, BODY_CHUNK)).await?;
+                if n == 0 {
+                    upstream_open = false;
+                    self.client.close().await;
+                    continue;
+                }
+                let n = self.uin.data().len();
+                within(idle, self.uin.forward(n, &mut self.client)).await?;
+                self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 
     /// Answer `status` ourselves (nothing of a response was sent yet) and end the
@@ -1325,11 +1430,45 @@ impl Conn<'_> {
     }
 }
 
+/// The stream to backend `index` of `pool` over a freshly connected socket: TLS when
+/// the pool says so (the backend's certificate verified against the pool's CA), else
+/// the socket itself. A failed handshake counts as a failed connection attempt.
+async fn upstream_stream(
+    core: &Core,
+    view: &CoreView,
+    pool: usize,
+    index: usize,
+    tcp: monoio::net::TcpStream,
+    limit: Duration,
+) -> Option<Stream> {
+    let Some(tls) = &view.snapshot.config.pools[pool].tls else {
+        return Some(Stream::Plain(tcp));
+    };
+    let addr = view.snapshot.config.pools[pool].backends[index].addr;
+    let name = match &tls.server_name {
+        Some(name) => name.clone(),
+        None => rustls::pki_types::ServerName::IpAddress(addr.ip().into()),
+    };
+    match TlsStream::connect(tcp, tls.client.clone(), name, limit).await {
+        Ok(stream) => Some(Stream::Tls(Box::new(stream))),
+        Err(e) => {
+            let stats = &view.pools[pool].stats[index];
+            stats.connect_failures_total.fetch_add(1, Ordering::Relaxed);
+            core.report(view, pool, index, Passive::ConnectFailure);
+            crate::log::warn(format_args!(
+                "upstream {addr}: TLS handshake failed ({}): {e}",
+                e.reason()
+            ));
+            None
+        }
+    }
+}
+
 /// Splice `len` body bytes from `src` to `dst` with a pipe of the configured size.
 async fn splice_body(
     core: &Core,
-    src: &TcpStream,
-    dst: &TcpStream,
+    src: &monoio::net::TcpStream,
+    dst: &monoio::net::TcpStream,
     len: u64,
     idle: Duration,
     moved: &std::sync::atomic::AtomicU64,

@@ -12,6 +12,7 @@ use monoio::net::{TcpListener, TcpStream};
 
 use super::core::{ActiveGuard, Core, CoreView, GaugeGuard, Tried};
 use super::relay::{self, RelayOutcome};
+use super::stream::{Stream, TlsStream};
 use crate::config::{Protocol, ProxyAccept, RelayMode, SendProxy};
 use crate::health::Passive;
 use crate::lb::hash_ip;
@@ -144,8 +145,35 @@ async fn serve_connection(
 
     let Some((pool, mode)) = l4 else {
         // HTTP: rate limits apply per request there (answered with 429).
+        let tls = listener.tls.as_ref().map(|t| t.server.clone());
+        let handshake_limit = listener
+            .protocol
+            .http()
+            .map_or(crate::config::DEFAULT_CLIENT_HEADER_TIMEOUT, |h| {
+                h.timeouts.client_header
+            });
+        let listener_name = listener.name.clone();
         drop(view);
-        super::http::serve(&core, &name, client, source, early, stats).await;
+        let (stream, early) = match tls {
+            None => (Stream::Plain(client), early),
+            // The handshake has the head's time limit: a client that trickles it is
+            // the same slowloris as one that trickles a request head.
+            Some(config) => match TlsStream::accept(client, config, early, handshake_limit).await {
+                Ok(tls) => {
+                    stats.tls_handshakes_total.fetch_add(1, Ordering::Relaxed);
+                    (Stream::Tls(Box::new(tls)), Vec::new())
+                }
+                Err(e) => {
+                    stats.tls_handshake_failed(e.reason());
+                    crate::log::info(format_args!(
+                        "listener {listener_name}: {source}: TLS handshake failed ({}): {e}",
+                        e.reason()
+                    ));
+                    return;
+                }
+            },
+        };
+        super::http::serve(&core, &name, stream, source, early, stats).await;
         return;
     };
 

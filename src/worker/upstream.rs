@@ -10,18 +10,30 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use monoio::net::TcpStream;
+use super::stream::Stream;
+
+/// What an idle connection is for: a backend address, and the TLS settings it was made
+/// with (a backend reached by a plain pool and a TLS pool gets two lists, so a request
+/// never goes out in the wrong one, and a reload that changes how backends are verified
+/// does not reuse connections verified the old way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IdleKey {
+    /// The backend's address.
+    pub addr: SocketAddr,
+    /// [`PoolTls::identity`](crate::config::PoolTls::identity), or 0 for plain TCP.
+    pub tls: u64,
+}
 
 /// One idle connection and when it stops being worth keeping.
 struct Idle {
-    stream: TcpStream,
+    stream: Stream,
     expires: Instant,
 }
 
 /// Idle upstream connections of one core.
 #[derive(Default)]
 pub struct IdlePool {
-    by_backend: HashMap<SocketAddr, VecDeque<Idle>>,
+    by_backend: HashMap<IdleKey, VecDeque<Idle>>,
     /// Connections held, all backends together (for sweeping cheaply when zero).
     held: usize,
 }
@@ -37,8 +49,8 @@ impl IdlePool {
     /// request that may be sent again on a fresh connection skips it: a stale connection
     /// then fails before any response byte and the request is retried, so the check
     /// would only cost a system call on every request of a busy connection.
-    pub fn take(&mut self, addr: SocketAddr, now: Instant, peek: bool) -> Option<TcpStream> {
-        let list = self.by_backend.get_mut(&addr)?;
+    pub(super) fn take(&mut self, key: IdleKey, now: Instant, peek: bool) -> Option<Stream> {
+        let list = self.by_backend.get_mut(&key)?;
         while let Some(idle) = list.pop_back() {
             self.held -= 1;
             let fit = idle.expires > now
@@ -52,10 +64,10 @@ impl IdlePool {
 
     /// Park `stream` (whose last response was read whole and nothing more arrived) for
     /// reuse until `now + idle`; beyond `max_idle` for this backend the oldest one goes.
-    pub fn put(
+    pub(super) fn put(
         &mut self,
-        addr: SocketAddr,
-        stream: TcpStream,
+        key: IdleKey,
+        stream: Stream,
         now: Instant,
         idle: std::time::Duration,
         max_idle: usize,
@@ -63,7 +75,7 @@ impl IdlePool {
         if max_idle == 0 {
             return;
         }
-        let list = self.by_backend.entry(addr).or_default();
+        let list = self.by_backend.entry(key).or_default();
         while list.len() >= max_idle {
             list.pop_front();
             self.held -= 1;

@@ -1,5 +1,5 @@
 //! A real HTTP/1.1 origin server and a keep-alive client for the L7 integration tests,
-//! std only (the integration tests take no extra dependencies).
+//! std only but for rustls, which lets the same server speak HTTPS.
 //!
 //! The server is deliberately strict (RFC 9112): a request the proxy forwards with broken
 //! framing gets a 400 here instead of being guessed at, so a proxy bug fails loudly.
@@ -128,6 +128,8 @@ pub struct HttpBackend {
 }
 
 struct Shared {
+    /// Set: every accepted connection is TLS with this configuration.
+    tls: Option<Arc<rustls::ServerConfig>>,
     behaviour: HttpBehaviour,
     state: Mutex<State>,
     /// Signalled on every accept, request and on stop: tests wait for counts and `Slow`
@@ -184,10 +186,25 @@ impl HttpBackend {
 
     /// Start a backend with `behaviour` on `bind` (e.g. `"[::1]:0"`).
     pub fn start_on(bind: &str, behaviour: HttpBehaviour) -> HttpBackend {
+        HttpBackend::start_inner(bind, behaviour, None)
+    }
+
+    /// Start an HTTPS backend on an ephemeral loopback port: the same server behind a
+    /// TLS handshake with `tls`.
+    pub fn start_tls(behaviour: HttpBehaviour, tls: Arc<rustls::ServerConfig>) -> HttpBackend {
+        HttpBackend::start_inner("127.0.0.1:0", behaviour, Some(tls))
+    }
+
+    fn start_inner(
+        bind: &str,
+        behaviour: HttpBehaviour,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> HttpBackend {
         let listener = TcpListener::bind(bind).expect("bind http backend");
         let addr = listener.local_addr().unwrap();
         let (state, changed) = (Mutex::default(), Condvar::new());
         let shared = Arc::new(Shared {
+            tls,
             behaviour,
             state,
             changed,
@@ -278,6 +295,14 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             state.open.insert(id, clone);
         }
         let s = shared.clone();
+        let stream = match &shared.tls {
+            None => ConnStream::Plain(stream),
+            Some(config) => match rustls::ServerConnection::new(config.clone()) {
+                // The handshake happens on the connection's thread, at its first read.
+                Ok(tls) => ConnStream::Tls(Box::new(rustls::StreamOwned::new(tls, stream))),
+                Err(_) => continue,
+            },
+        };
         let conn = Conn {
             stream,
             buf: Vec::new(),
@@ -321,9 +346,60 @@ enum Next {
     Drop,
 }
 
+/// An accepted connection's byte stream: plain, or TLS over it.
+enum ConnStream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
+impl ConnStream {
+    fn shutdown(&mut self, how: Shutdown) -> io::Result<()> {
+        match self {
+            ConnStream::Plain(s) => s.shutdown(how),
+            ConnStream::Tls(s) => {
+                s.conn.send_close_notify();
+                let _ = s.flush();
+                s.sock.shutdown(how)
+            }
+        }
+    }
+
+    fn set_read_timeout(&self, limit: Option<Duration>) -> io::Result<()> {
+        match self {
+            ConnStream::Plain(s) => s.set_read_timeout(limit),
+            ConnStream::Tls(s) => s.sock.set_read_timeout(limit),
+        }
+    }
+}
+
+impl Read for ConnStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ConnStream::Plain(s) => s.read(buf),
+            ConnStream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for ConnStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ConnStream::Plain(s) => s.write(buf),
+            ConnStream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ConnStream::Plain(s) => s.flush(),
+            ConnStream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// One accepted connection; `buf` holds bytes read but not consumed yet (pipelining).
 struct Conn {
-    stream: TcpStream,
+    stream: ConnStream,
     buf: Vec<u8>,
     id: usize,
     shared: Arc<Shared>,
@@ -937,7 +1013,7 @@ impl Response {
 }
 
 /// Read one final response (see [`HttpClient::read_response`]).
-fn read_response_from<R: Read>(
+pub fn read_response_from<R: Read>(
     r: &mut R,
     buf: &mut Vec<u8>,
     head_only: bool,

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod http_backend;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,374 @@
+//! A byte stream the L7 driver reads and writes: plain TCP, or TLS over TCP.
+//!
+//! The TLS side is our own thin adapter over rustls's buffered [`rustls::Connection`]
+//! (server or client) rather than an existing monoio wrapper, for one reason that
+//! matters to a proxy: **cancellation**. The driver bounds reads with timeouts and
+//! stops waiting when a drain begins; a future dropped mid-read must leave the stream
+//! usable (or at worst cleanly broken), never panicking on a buffer that was moved into
+//! the cancelled operation. Here every buffer handed to the kernel is taken with
+//! `mem::take` and simply re-created if it does not come back.
+//!
+//! Plaintext goes through rustls's own buffers (one copy each way on top of the
+//! encryption); ciphertext is read into and written from one `Vec` each, kept for the
+//! connection's life.
+
+use std::io::{self, Read as _, Write as _};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+/// Ciphertext read per system call: a little over one full TLS record (16 KiB plus
+/// header and tag), so a record never needs two reads.
+const TLS_READ: usize = 17 * 1024;
+
+/// A client or upstream connection.
+pub(super) enum Stream {
+    /// Bytes as they are on the socket.
+    Plain(TcpStream),
+    /// TLS terminated (client side) or originated (upstream side) by ringway.
+    Tls(Box<TlsStream>),
+}
+
+impl Stream {
+    /// The socket itself when bytes on it are the payload (not TLS records), so they
+    /// may be spliced.
+    pub(super) fn plain(&self) -> Option<&TcpStream> {
+        match self {
+            Stream::Plain(tcp) => Some(tcp),
+            Stream::Tls(_) => None,
+        }
+    }
+
+    /// Whether this is a TLS connection.
+    pub(super) fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// The TLS connection state (for the peer's certificate), if TLS.
+    pub(super) fn tls(&self) -> Option<&TlsStream> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(tls) => Some(tls),
+        }
+    }
+
+    /// Read once into the spare capacity of `buf` (after its length), appending.
+    /// `Ok(0)` is the end of the stream.
+    pub(super) async fn read_spare(&mut self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        match self {
+            Stream::Plain(tcp) => {
+                let len = buf.len();
+                let (res, slice) = tcp.read(buf.slice_mut(len..)).await;
+                (res, slice.into_inner())
+            }
+            Stream::Tls(tls) => {
+                let mut buf = buf;
+                let res = tls.read_spare(&mut buf).await;
+                (res, buf)
+            }
+        }
+    }
+
+    /// Write `buf[range]` whole.
+    pub(super) async fn write_range(
+        &mut self,
+        buf: Vec<u8>,
+        range: std::ops::Range<usize>,
+    ) -> (io::Result<()>, Vec<u8>) {
+        match self {
+            Stream::Plain(tcp) => {
+                let (res, slice) = tcp.write_all(buf.slice(range)).await;
+                (res.map(|_| ()), slice.into_inner())
+            }
+            Stream::Tls(tls) => {
+                let res = match buf.get(range) {
+                    Some(bytes) => tls.write_all(bytes).await,
+                    None => Err(io::ErrorKind::InvalidInput.into()),
+                };
+                (res, buf)
+            }
+        }
+    }
+
+    /// Wait until a read would find something (bytes, or the end of the stream). Never
+    /// consumes anything, so a caller may stop waiting at any time.
+    pub(super) async fn readable(&self) -> io::Result<()> {
+        match self {
+            Stream::Plain(tcp) => tcp.readable(false).await,
+            Stream::Tls(tls) => tls.readable().await,
+        }
+    }
+
+    /// End our side of the conversation: a TLS `close_notify` (so the peer can tell a
+    /// complete response from a cut one), then a TCP half-close.
+    pub(super) async fn close(&mut self) {
+        if let Stream::Tls(tls) = self {
+            tls.conn.send_close_notify();
+            let _ = monoio::time::timeout(Duration::from_secs(1), tls.flush()).await;
+        }
+        let _ = crate::sys::shutdown_write(self.as_raw_fd());
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Plain(tcp) => tcp.as_raw_fd(),
+            Stream::Tls(tls) => tls.tcp.as_raw_fd(),
+        }
+    }
+}
+
+/// Why a TLS handshake did not complete.
+#[derive(Debug)]
+pub(super) enum HandshakeError {
+    /// The peer broke the protocol or failed verification; rustls says how.
+    Tls(rustls::Error),
+    /// The connection failed or closed mid-handshake.
+    Io(io::Error),
+    /// The handshake did not finish in time.
+    Timeout,
+}
+
+impl HandshakeError {
+    /// A short, fixed label for metrics.
+    pub(super) fn reason(&self) -> &'static str {
+        match self {
+            // A first byte that is no TLS record type at all: most likely plain HTTP
+            // sent to the HTTPS port.
+            HandshakeError::Tls(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType,
+            )) => "not_tls",
+            HandshakeError::Tls(e) => crate::tls::handshake_failure_reason(e),
+            HandshakeError::Io(_) => "io",
+            HandshakeError::Timeout => "timeout",
+        }
+    }
+}
+
+impl std::fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandshakeError::Tls(e) => write!(f, "{e}"),
+            HandshakeError::Io(e) => write!(f, "{e}"),
+            HandshakeError::Timeout => f.write_str("handshake timed out"),
+        }
+    }
+}
+
+/// TLS over a TCP socket, either side.
+pub(super) struct TlsStream {
+    tcp: TcpStream,
+    conn: rustls::Connection,
+    /// Ciphertext read from the socket; `rbuf[rpos..]` not yet handed to rustls.
+    rbuf: Vec<u8>,
+    rpos: usize,
+    /// Ciphertext on its way to the socket.
+    wbuf: Vec<u8>,
+    /// The socket reached its end (rustls was told).
+    eof: bool,
+    /// Decrypted bytes rustls holds that have not been read yet.
+    plaintext: usize,
+    /// The last protocol error rustls reported, kept for the handshake's caller.
+    error: Option<rustls::Error>,
+}
+
+impl TlsStream {
+    /// Complete a server-side handshake on an accepted socket. `early` holds bytes
+    /// already read from it (after a PROXY protocol header): the start of the
+    /// ClientHello.
+    pub(super) async fn accept(
+        tcp: TcpStream,
+        config: Arc<rustls::ServerConfig>,
+        early: Vec<u8>,
+        limit: Duration,
+    ) -> Result<TlsStream, HandshakeError> {
+        let conn = rustls::ServerConnection::new(config).map_err(HandshakeError::Tls)?;
+        let mut tls = TlsStream::new(tcp, conn.into(), early);
+        tls.handshake(limit).await?;
+        Ok(tls)
+    }
+
+    /// Complete a client-side handshake to a backend.
+    pub(super) async fn connect(
+        tcp: TcpStream,
+        config: Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        limit: Duration,
+    ) -> Result<TlsStream, HandshakeError> {
+        let conn = rustls::ClientConnection::new(config, name).map_err(HandshakeError::Tls)?;
+        let mut tls = TlsStream::new(tcp, conn.into(), Vec::new());
+        tls.handshake(limit).await?;
+        Ok(tls)
+    }
+
+    fn new(tcp: TcpStream, conn: rustls::Connection, early: Vec<u8>) -> TlsStream {
+        TlsStream {
+            tcp,
+            conn,
+            rbuf: early,
+            rpos: 0,
+            wbuf: Vec::new(),
+            eof: false,
+            plaintext: 0,
+            error: None,
+        }
+    }
+
+    /// The server side's connection (for the client's certificate), if this is one.
+    pub(super) fn server(&self) -> Option<&rustls::ServerConnection> {
+        match &self.conn {
+            rustls::Connection::Server(s) => Some(s),
+            rustls::Connection::Client(_) => None,
+        }
+    }
+
+    async fn handshake(&mut self, limit: Duration) -> Result<(), HandshakeError> {
+        let run = async {
+            while self.conn.is_handshaking() {
+                if self.conn.wants_write() {
+                    self.flush().await?;
+                    continue;
+                }
+                self.fill().await?;
+                if self.eof && self.conn.is_handshaking() {
+                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+                }
+            }
+            // The last flight (server Finished, tickets) goes out before any request.
+            self.flush().await
+        };
+        match monoio::time::timeout(limit, run).await {
+            Err(_) => Err(HandshakeError::Timeout),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(match self.error.take() {
+                Some(tls) => HandshakeError::Tls(tls),
+                None => HandshakeError::Io(e),
+            }),
+        }
+    }
+
+    /// Read plaintext into the spare capacity of `buf` (at least `TLS_READ` of it).
+    async fn read_spare(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let len = buf.len();
+        let room = (buf.capacity() - len).max(TLS_READ);
+        // rustls copies into an initialised slice; zeroing it costs far less than
+        // decrypting the record that fills it.
+        buf.resize(len + room, 0);
+        let res = self.read_plain(len, buf).await;
+        let n = *res.as_ref().unwrap_or(&0);
+        buf.truncate(len + n);
+        res
+    }
+
+    async fn read_plain(&mut self, at: usize, buf: &mut [u8]) -> io::Result<usize> {
+        let dst = buf.get_mut(at..).unwrap_or_default();
+        loop {
+            match self.conn.reader().read(dst) {
+                // `Ok(0)`: the peer sent close_notify, a clean end.
+                Ok(n) => {
+                    self.plaintext = self.plaintext.saturating_sub(n);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // Closed without close_notify: for HTTP that is only an error when a
+                // message was cut short, which the framing code decides. Report it as
+                // the end of the stream, as for plain TCP.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Hand rustls more ciphertext: what is left in `rbuf`, else one read from the
+    /// socket. Anything rustls wants to send in reply (alerts, key updates) goes out.
+    async fn fill(&mut self) -> io::Result<()> {
+        if self.rpos >= self.rbuf.len() {
+            if self.eof {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            // Taken, so a cancelled read leaves an empty buffer rather than none.
+            let mut buf = std::mem::take(&mut self.rbuf);
+            buf.clear();
+            if buf.capacity() < TLS_READ {
+                buf.reserve(TLS_READ);
+            }
+            let (res, buf) = self.tcp.read(buf).await;
+            self.rbuf = buf;
+            self.rpos = 0;
+            if res? == 0 {
+                self.eof = true;
+                // An empty read tells rustls the transport ended.
+                let _ = self.conn.read_tls(&mut io::empty());
+                return self.process().await;
+            }
+        }
+        let mut pending = self.rbuf.get(self.rpos..).unwrap_or_default();
+        let before = pending.len();
+        match self.conn.read_tls(&mut pending) {
+            Ok(_) => {}
+            // rustls's plaintext buffer is full: the caller reads it before more comes.
+            Err(e) if e.kind() == io::ErrorKind::Other => {}
+            Err(e) => return Err(e),
+        }
+        self.rpos += before - pending.len();
+        self.process().await
+    }
+
+    async fn process(&mut self) -> io::Result<()> {
+        match self.conn.process_new_packets() {
+            Ok(state) => {
+                self.plaintext = state.plaintext_bytes_to_read();
+                if self.conn.wants_write() {
+                    self.flush().await?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // rustls queued an alert that tells the peer why; send it if we can.
+                let _ = monoio::time::timeout(Duration::from_secs(1), self.flush()).await;
+                let err = io::Error::new(io::ErrorKind::InvalidData, e.clone());
+                self.error = Some(e);
+                Err(err)
+            }
+        }
+    }
+
+    /// Send every record rustls has ready.
+    async fn flush(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            let mut buf = std::mem::take(&mut self.wbuf);
+            buf.clear();
+            while self.conn.wants_write() {
+                self.conn.write_tls(&mut buf)?;
+            }
+            let (res, buf) = self.tcp.write_all(buf).await;
+            self.wbuf = buf;
+            res?;
+        }
+        Ok(())
+    }
+
+    /// Encrypt and send all of `bytes`.
+    async fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let n = self.conn.writer().write(bytes)?;
+            bytes = &bytes[n..];
+            // rustls buffers a bounded amount: send what it has before giving it more.
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn readable(&self) -> io::Result<()> {
+        if self.plaintext > 0 || self.rpos < self.rbuf.len() || self.eof {
+            return Ok(());
+        }
+        self.tcp.readable(false).await
+    }
+}
