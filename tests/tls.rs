@@ -431,3 +431,49 @@ fn ringway_failures(metrics: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+#[test]
+fn http_health_checks_speak_tls_to_a_tls_pool() {
+    let dir = scratch_dir("tls-health");
+    let pki = Pki::new(&dir, "front");
+    let backend_pki = Pki::new(&dir.join("back"), "back");
+    let front = pki.server("front", &["site.test"]);
+    let origin_cert = backend_pki.server("origin", &["backend.internal"]);
+    let origin = HttpBackend::start_tls(
+        HttpBehaviour::Hello { id: "tls".into() },
+        backend_pki.server_config(&origin_cert),
+    );
+    let tls = format!("certificates: [{}]", pair(&front));
+    let pool = |ca: &Path| {
+        format!(
+            ", tls: (sni: \"backend.internal\", ca: \"{}\"),
+             health: (check: Http(path: \"/healthz\"), interval: \"50ms\", timeout: \"1s\",
+                      rise: 1, fall: 1), panic_threshold: 0",
+            path(ca)
+        )
+    };
+    let series = format!(
+        "ringway_backend_up{{pool=\"p\",backend=\"{}\"}}",
+        origin.addr()
+    );
+    let proxy = Proxy::start(
+        &config(&tls, ALL_TO_P, origin.addr(), &pool(&backend_pki.ca)),
+        &[],
+    );
+    // Probes are real HTTPS requests: the backend sees them arrive.
+    assert!(origin.wait_requests(3, Duration::from_secs(10)));
+    let probe = origin.last_request().unwrap();
+    assert_eq!(probe.target, "/healthz");
+    assert_eq!(metric(&admin_metrics(&proxy), &series), Some(1.0));
+
+    // Checked against the wrong CA, the probes fail and the backend goes down: 503.
+    reload(
+        &proxy,
+        &config(&tls, ALL_TO_P, origin.addr(), &pool(&pki.ca)),
+        "reload: ",
+    );
+    proxy.wait_log("-> down", Duration::from_secs(10));
+    assert_eq!(metric(&admin_metrics(&proxy), &series), Some(0.0));
+    let stream = tls_connect(proxy.addr("web"), pki.client_config(None), "site.test").unwrap();
+    assert_eq!(TlsClient::new(stream).get("site.test", "/x").status, 503);
+}

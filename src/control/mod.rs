@@ -397,10 +397,12 @@ fn spawn_probes(state: &Rc<RefCell<State>>) {
         let Some(check) = pool.health.clone() else {
             continue;
         };
+        let tls = pool.tls.clone();
         let scheduler = ProbeScheduler::new(Instant::now(), check.interval, p as u64 + 1);
         for (b, backend) in pool.backends.iter().enumerate() {
             let state = state.clone();
             let check = check.clone();
+            let tls = tls.clone();
             let addr = backend.addr;
             monoio::spawn(async move {
                 loop {
@@ -409,7 +411,7 @@ fn spawn_probes(state: &Rc<RefCell<State>>) {
                     if state.borrow().probe_epoch != epoch {
                         return; // a reload replaced this pool's probes
                     }
-                    let healthy = probe::run(&check, addr).await;
+                    let healthy = probe::run(&check, addr, tls.as_ref()).await;
                     let mut st = state.borrow_mut();
                     if st.probe_epoch != epoch {
                         return;

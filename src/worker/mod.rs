@@ -7,7 +7,7 @@
 mod core;
 mod http;
 mod relay;
-mod stream;
+pub(crate) mod stream;
 mod tcp;
 mod udp;
 mod upstream;

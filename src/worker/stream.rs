@@ -26,7 +26,7 @@ use monoio::net::TcpStream;
 const TLS_READ: usize = 17 * 1024;
 
 /// A client or upstream connection.
-pub(super) enum Stream {
+pub(crate) enum Stream {
     /// Bytes as they are on the socket.
     Plain(TcpStream),
     /// TLS terminated (client side) or originated (upstream side) by ringway.
@@ -36,7 +36,7 @@ pub(super) enum Stream {
 impl Stream {
     /// The socket itself when bytes on it are the payload (not TLS records), so they
     /// may be spliced.
-    pub(super) fn plain(&self) -> Option<&TcpStream> {
+    pub(crate) fn plain(&self) -> Option<&TcpStream> {
         match self {
             Stream::Plain(tcp) => Some(tcp),
             Stream::Tls(_) => None,
@@ -44,12 +44,12 @@ impl Stream {
     }
 
     /// Whether this is a TLS connection.
-    pub(super) fn is_tls(&self) -> bool {
+    pub(crate) fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
 
     /// The TLS connection state (for the peer's certificate), if TLS.
-    pub(super) fn tls(&self) -> Option<&TlsStream> {
+    pub(crate) fn tls(&self) -> Option<&TlsStream> {
         match self {
             Stream::Plain(_) => None,
             Stream::Tls(tls) => Some(tls),
@@ -58,7 +58,7 @@ impl Stream {
 
     /// Read once into the spare capacity of `buf` (after its length), appending.
     /// `Ok(0)` is the end of the stream.
-    pub(super) async fn read_spare(&mut self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    pub(crate) async fn read_spare(&mut self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
         match self {
             Stream::Plain(tcp) => {
                 let len = buf.len();
@@ -74,7 +74,7 @@ impl Stream {
     }
 
     /// Write `buf[range]` whole.
-    pub(super) async fn write_range(
+    pub(crate) async fn write_range(
         &mut self,
         buf: Vec<u8>,
         range: std::ops::Range<usize>,
@@ -96,7 +96,7 @@ impl Stream {
 
     /// Wait until a read would find something (bytes, or the end of the stream). Never
     /// consumes anything, so a caller may stop waiting at any time.
-    pub(super) async fn readable(&self) -> io::Result<()> {
+    pub(crate) async fn readable(&self) -> io::Result<()> {
         match self {
             Stream::Plain(tcp) => tcp.readable(false).await,
             Stream::Tls(tls) => tls.readable().await,
@@ -105,7 +105,7 @@ impl Stream {
 
     /// End our side of the conversation: a TLS `close_notify` (so the peer can tell a
     /// complete response from a cut one), then a TCP half-close.
-    pub(super) async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         if let Stream::Tls(tls) = self {
             tls.conn.send_close_notify();
             let _ = monoio::time::timeout(Duration::from_secs(1), tls.flush()).await;
@@ -125,7 +125,7 @@ impl AsRawFd for Stream {
 
 /// Why a TLS handshake did not complete.
 #[derive(Debug)]
-pub(super) enum HandshakeError {
+pub(crate) enum HandshakeError {
     /// The peer broke the protocol or failed verification; rustls says how.
     Tls(rustls::Error),
     /// The connection failed or closed mid-handshake.
@@ -136,7 +136,7 @@ pub(super) enum HandshakeError {
 
 impl HandshakeError {
     /// A short, fixed label for metrics.
-    pub(super) fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             // A first byte that is no TLS record type at all: most likely plain HTTP
             // sent to the HTTPS port.
@@ -161,7 +161,7 @@ impl std::fmt::Display for HandshakeError {
 }
 
 /// TLS over a TCP socket, either side.
-pub(super) struct TlsStream {
+pub(crate) struct TlsStream {
     tcp: TcpStream,
     conn: rustls::Connection,
     /// Ciphertext read from the socket; `rbuf[rpos..]` not yet handed to rustls.
@@ -181,7 +181,7 @@ impl TlsStream {
     /// Complete a server-side handshake on an accepted socket. `early` holds bytes
     /// already read from it (after a PROXY protocol header): the start of the
     /// ClientHello.
-    pub(super) async fn accept(
+    pub(crate) async fn accept(
         tcp: TcpStream,
         config: Arc<rustls::ServerConfig>,
         early: Vec<u8>,
@@ -194,7 +194,7 @@ impl TlsStream {
     }
 
     /// Complete a client-side handshake to a backend.
-    pub(super) async fn connect(
+    pub(crate) async fn connect(
         tcp: TcpStream,
         config: Arc<rustls::ClientConfig>,
         name: rustls::pki_types::ServerName<'static>,
@@ -220,7 +220,7 @@ impl TlsStream {
     }
 
     /// The server side's connection (for the client's certificate), if this is one.
-    pub(super) fn server(&self) -> Option<&rustls::ServerConnection> {
+    pub(crate) fn server(&self) -> Option<&rustls::ServerConnection> {
         match &self.conn {
             rustls::Connection::Server(s) => Some(s),
             rustls::Connection::Client(_) => None,
