@@ -477,3 +477,47 @@ fn http_health_checks_speak_tls_to_a_tls_pool() {
     let stream = tls_connect(proxy.addr("web"), pki.client_config(None), "site.test").unwrap();
     assert_eq!(TlsClient::new(stream).get("site.test", "/x").status, 503);
 }
+
+#[test]
+fn the_https_example_serves_with_certificates_from_the_script() {
+    let dir = scratch_dir("tls-example");
+    let certs = dir.join("conf/certs");
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new("bash")
+        .arg(format!("{manifest}/scripts/gen-certs.sh"))
+        .arg(&certs)
+        .output()
+        .expect("run scripts/gen-certs.sh");
+    assert!(
+        out.status.success(),
+        "gen-certs.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let example = std::fs::read_to_string(format!("{manifest}/conf/https.ron")).unwrap();
+    let config = example
+        .replace("\"conf/certs/", &format!("\"{}/", certs.display()))
+        .replace("127.0.0.1:8443", "127.0.0.1:0");
+    let proxy = Proxy::start(&config, &[]);
+
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(certs.join("ca.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let client = std::sync::Arc::new(client);
+    for name in ["localhost", "api.example.com", "www.example.com"] {
+        let stream = tls_connect(proxy.addr("https"), client.clone(), name).unwrap();
+        let r = TlsClient::new(stream).get(name, "/");
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "ringway over TLS\n".into()),
+            "{name}"
+        );
+    }
+}
