@@ -521,3 +521,52 @@ fn the_https_example_serves_with_certificates_from_the_script() {
         );
     }
 }
+
+#[test]
+fn websocket_to_a_tls_backend_streams_both_ways_at_once() {
+    // A plain client, a TLS backend that echoes while the client is still sending: 32 MiB
+    // each way at once through the buffered relay, TLS on the backend side only.
+    const LEN: usize = 32 * 1024 * 1024;
+    let dir = scratch_dir("tls-ws-origin");
+    let backend_pki = Pki::new(&dir, "back");
+    let origin_cert = backend_pki.server("origin", &["backend.internal"]);
+    let origin = HttpBackend::start_tls(
+        HttpBehaviour::WebSocketEcho,
+        backend_pki.server_config(&origin_cert),
+    );
+    let config = format!(
+        "(workers: 1, listeners: [(name: \"web\", bind: \"127.0.0.1:0\",
+            protocol: Http(routes: [(path_prefix: \"/\", pool: \"p\")]))],
+          pools: [(name: \"p\", backends: [(addr: \"{}\")],
+                   tls: (sni: \"backend.internal\", ca: \"{}\"))])",
+        origin.addr(),
+        path(&backend_pki.ca)
+    );
+    let proxy = Proxy::start(&config, &[]);
+    let mut c = common::http_backend::HttpClient::connect(proxy.addr("web"));
+    c.send_raw(
+        b"GET /chat HTTP/1.1\r\nHost: site.test\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert_eq!(c.read_response(false).status, 101);
+    let (mut stream, early) = c.into_stream();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let payload = pattern_bytes(LEN, 11);
+        for piece in payload.chunks(256 * 1024) {
+            writer.write_all(piece).unwrap();
+        }
+    });
+    let mut sum = StreamSum::new();
+    sum.update(&early);
+    let mut got = early.len();
+    let mut block = vec![0u8; 256 * 1024];
+    while got < LEN {
+        let n = stream.read(&mut block).expect("echo stalled");
+        assert!(n > 0, "closed after {got} echoed bytes");
+        sum.update(&block[..n]);
+        got += n;
+    }
+    sender.join().unwrap();
+    assert_eq!(sum.value(), stream_checksum(&pattern_bytes(LEN, 11)));
+}

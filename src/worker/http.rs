@@ -1344,8 +1344,14 @@ impl Conn<'_> {
                 }
             }
             // TLS on either side: the bytes pass through user space to be decrypted or
-            // encrypted, so relay them through the connection's own buffers.
-            None => self.relay_streams(&mut lease.stream, idle).await,
+            // encrypted, so relay them through buffers, both directions at once.
+            None => {
+                let buffer = self.core.view().snapshot.config.tuning.copy_buffer_bytes;
+                let (client, upstream) = (self.client.take(), lease.stream.take());
+                super::relay::stream_relay(client, upstream, buffer, idle, self.stats)
+                    .await
+                    .map(|_| ())
+            }
         };
         if let Err(e) = relayed {
             crate::log::debug(format_args!(
@@ -1354,60 +1360,6 @@ impl Conn<'_> {
             ));
         }
         (Next::Close, outcome)
-    }
-
-    /// Relay bytes both ways between the client and an upgraded upstream connection when
-    /// either is TLS. One task serves both directions: it waits until either side is
-    /// readable (a wait that consumes nothing, so the other can win it safely), then
-    /// reads that side and writes the bytes to the other. Ends when both sides have
-    /// closed, either fails, or nothing moves for `idle`.
-    async fn relay_streams(&mut self, upstream: &mut Stream, idle: Duration) -> io::Result<()> {
-        let (mut client_open, mut upstream_open) = (true, true);
-        while client_open || upstream_open {
-            let from_client = {
-                let client = async {
-                    if client_open {
-                        self.client.readable().await
-                    } else {
-                        std::future::pending().await
-                    }
-                };
-                let backend = async {
-                    if upstream_open {
-                        upstream.readable().await
-                    } else {
-                        std::future::pending().await
-                    }
-                };
-                monoio::select! {
-                    r = client => r.map(|()| true),
-                    r = backend => r.map(|()| false),
-                    _ = monoio::time::sleep(idle) => return Ok(()),
-                }
-            }?;
-            if from_client {
-                let n = within(idle, self.cin.read_up_to(&mut self.client, BODY_CHUNK)).await?;
-                if n == 0 {
-                    client_open = false;
-                    upstream.close().await;
-                    continue;
-                }
-                let n = self.cin.data().len();
-                within(idle, self.cin.forward(n, upstream)).await?;
-                self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-            } else {
-                let n = within(idle, self.uin.read_up_to(upstream, BODY_CHUNK)).await?;
-                if n == 0 {
-                    upstream_open = false;
-                    self.client.close().await;
-                    continue;
-                }
-                let n = self.uin.data().len();
-                within(idle, self.uin.forward(n, &mut self.client)).await?;
-                self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-            }
-        }
-        Ok(())
     }
 
     /// Answer `status` ourselves (nothing of a response was sent yet) and end the

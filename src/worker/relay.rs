@@ -13,10 +13,10 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use monoio::net::TcpStream;
 
 use super::core::Core;
+use super::stream::{ReadHalf, Stream, WriteHalf};
 use crate::metrics::ListenerStats;
 use crate::sys::{self, Pipe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -294,9 +294,24 @@ pub async fn buffered_relay(
     idle: Duration,
     stats: &ListenerStats,
 ) -> io::Result<RelayOutcome> {
+    let (client, backend) = (Stream::Plain(client), Stream::Plain(backend));
+    stream_relay(client, backend, buffer_bytes, idle, stats).await
+}
+
+/// Relay between two streams of any kind (TLS on either side included) through
+/// user-space buffers, both directions at once: each has its own task-like future, so
+/// a side that is slow to read never stops the other direction.
+pub(crate) async fn stream_relay(
+    client: Stream,
+    backend: Stream,
+    buffer_bytes: usize,
+    idle: Duration,
+    stats: &ListenerStats,
+) -> io::Result<RelayOutcome> {
     let activity = Cell::new(Instant::now());
-    let (client_read, client_write) = client.into_split();
-    let (backend_read, backend_write) = backend.into_split();
+    let detached = || io::Error::new(io::ErrorKind::NotConnected, "stream already relayed");
+    let (client_read, client_write) = client.into_split().ok_or_else(detached)?;
+    let (backend_read, backend_write) = backend.into_split().ok_or_else(detached)?;
     let upstream = copy_direction(
         client_read,
         backend_write,
@@ -314,9 +329,9 @@ pub async fn buffered_relay(
     race_idle(both(upstream, downstream), &activity, idle).await
 }
 
-async fn copy_direction<R: AsyncReadRent, W: AsyncWriteRent>(
-    mut src: R,
-    mut dst: W,
+async fn copy_direction(
+    mut src: ReadHalf,
+    mut dst: WriteHalf,
     buffer_bytes: usize,
     activity: &Cell<Instant>,
     moved: &AtomicU64,
@@ -336,7 +351,6 @@ async fn copy_direction<R: AsyncReadRent, W: AsyncWriteRent>(
         res?;
         moved.fetch_add(buf.len() as u64, Ordering::Relaxed);
         activity.set(Instant::now());
-        buf.clear();
     }
 }
 

@@ -12,13 +12,17 @@
 //! encryption); ciphertext is read into and written from one `Vec` each, kept for the
 //! connection's life.
 
+use std::cell::RefCell;
 use std::io::{self, Read as _, Write as _};
 use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
+};
 use monoio::net::TcpStream;
 
 /// Ciphertext read per system call: a little over one full TLS record (16 KiB plus
@@ -31,6 +35,8 @@ pub(crate) enum Stream {
     Plain(TcpStream),
     /// TLS terminated (client side) or originated (upstream side) by ringway.
     Tls(Box<TlsStream>),
+    /// Handed over to a relay ([`Stream::take`]): every operation fails.
+    Detached,
 }
 
 impl Stream {
@@ -39,7 +45,48 @@ impl Stream {
     pub(crate) fn plain(&self) -> Option<&TcpStream> {
         match self {
             Stream::Plain(tcp) => Some(tcp),
-            Stream::Tls(_) => None,
+            Stream::Tls(_) | Stream::Detached => None,
+        }
+    }
+
+    /// Move the stream out (to split it for a relay), leaving [`Stream::Detached`].
+    pub(crate) fn take(&mut self) -> Stream {
+        std::mem::replace(self, Stream::Detached)
+    }
+
+    /// Split into a receiving and a sending half that two tasks can use at once (a
+    /// relay must read either side while it writes to the other). `None` when detached.
+    pub(crate) fn into_split(self) -> Option<(ReadHalf, WriteHalf)> {
+        match self {
+            Stream::Plain(tcp) => {
+                let (r, w) = tcp.into_split();
+                Some((ReadHalf::Plain(r), WriteHalf::Plain(w)))
+            }
+            Stream::Tls(tls) => {
+                let TlsStream {
+                    tcp,
+                    conn,
+                    rbuf,
+                    rpos,
+                    wbuf,
+                    eof,
+                    ..
+                } = *tls;
+                let (r, w) = tcp.into_split();
+                let conn = Rc::new(RefCell::new(conn));
+                let read = TlsReadHalf {
+                    tcp: r,
+                    conn: conn.clone(),
+                    rbuf,
+                    rpos,
+                    eof,
+                };
+                Some((
+                    ReadHalf::Tls(Box::new(read)),
+                    WriteHalf::Tls(Box::new(TlsWriteHalf { tcp: w, conn, wbuf })),
+                ))
+            }
+            Stream::Detached => None,
         }
     }
 
@@ -51,7 +98,7 @@ impl Stream {
     /// The TLS connection state (for the peer's certificate), if TLS.
     pub(crate) fn tls(&self) -> Option<&TlsStream> {
         match self {
-            Stream::Plain(_) => None,
+            Stream::Plain(_) | Stream::Detached => None,
             Stream::Tls(tls) => Some(tls),
         }
     }
@@ -70,6 +117,7 @@ impl Stream {
                 let res = tls.read_spare(&mut buf).await;
                 (res, buf)
             }
+            Stream::Detached => (Err(detached()), buf),
         }
     }
 
@@ -91,34 +139,183 @@ impl Stream {
                 };
                 (res, buf)
             }
-        }
-    }
-
-    /// Wait until a read would find something (bytes, or the end of the stream). Never
-    /// consumes anything, so a caller may stop waiting at any time.
-    pub(crate) async fn readable(&self) -> io::Result<()> {
-        match self {
-            Stream::Plain(tcp) => tcp.readable(false).await,
-            Stream::Tls(tls) => tls.readable().await,
+            Stream::Detached => (Err(detached()), buf),
         }
     }
 
     /// End our side of the conversation: a TLS `close_notify` (so the peer can tell a
     /// complete response from a cut one), then a TCP half-close.
     pub(crate) async fn close(&mut self) {
-        if let Stream::Tls(tls) = self {
-            tls.conn.send_close_notify();
-            let _ = monoio::time::timeout(Duration::from_secs(1), tls.flush()).await;
+        let fd = match self {
+            Stream::Plain(tcp) => tcp.as_raw_fd(),
+            Stream::Tls(tls) => {
+                tls.conn.send_close_notify();
+                let _ = monoio::time::timeout(Duration::from_secs(1), tls.flush()).await;
+                tls.tcp.as_raw_fd()
+            }
+            Stream::Detached => return,
+        };
+        let _ = crate::sys::shutdown_write(fd);
+    }
+
+    /// The socket's descriptor; `None` when detached.
+    pub(crate) fn fd(&self) -> Option<RawFd> {
+        match self {
+            Stream::Plain(tcp) => Some(tcp.as_raw_fd()),
+            Stream::Tls(tls) => Some(tls.tcp.as_raw_fd()),
+            Stream::Detached => None,
         }
-        let _ = crate::sys::shutdown_write(self.as_raw_fd());
     }
 }
 
-impl AsRawFd for Stream {
-    fn as_raw_fd(&self) -> RawFd {
+fn detached() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "stream handed over to a relay")
+}
+
+/// The receiving half of a split [`Stream`].
+pub(crate) enum ReadHalf {
+    Plain(OwnedReadHalf<TcpStream>),
+    Tls(Box<TlsReadHalf>),
+}
+
+/// The sending half of a split [`Stream`].
+pub(crate) enum WriteHalf {
+    Plain(OwnedWriteHalf<TcpStream>),
+    Tls(Box<TlsWriteHalf>),
+}
+
+/// Receiving TLS: ciphertext from the socket, plaintext out of the shared session.
+pub(crate) struct TlsReadHalf {
+    tcp: OwnedReadHalf<TcpStream>,
+    /// Shared with the sending half; never borrowed across an await, so the two
+    /// halves' tasks can not collide.
+    conn: Rc<RefCell<rustls::Connection>>,
+    rbuf: Vec<u8>,
+    rpos: usize,
+    eof: bool,
+}
+
+/// Sending TLS: plaintext into the shared session, records out to the socket.
+pub(crate) struct TlsWriteHalf {
+    tcp: OwnedWriteHalf<TcpStream>,
+    conn: Rc<RefCell<rustls::Connection>>,
+    wbuf: Vec<u8>,
+}
+
+impl ReadHalf {
+    /// Read once into `buf` (cleared first); `Ok(0)` is the end of the stream.
+    pub(crate) async fn read(&mut self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        let mut buf = buf;
+        buf.clear();
         match self {
-            Stream::Plain(tcp) => tcp.as_raw_fd(),
-            Stream::Tls(tls) => tls.tcp.as_raw_fd(),
+            ReadHalf::Plain(tcp) => tcp.read(buf).await,
+            ReadHalf::Tls(tls) => {
+                let room = buf.capacity().max(TLS_READ);
+                buf.resize(room, 0);
+                let res = tls.read_plain(&mut buf).await;
+                buf.truncate(*res.as_ref().unwrap_or(&0));
+                (res, buf)
+            }
+        }
+    }
+}
+
+impl TlsReadHalf {
+    async fn read_plain(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.conn.borrow_mut().reader().read(dst) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            if self.rpos >= self.rbuf.len() {
+                if self.eof {
+                    return Ok(0);
+                }
+                let mut buf = std::mem::take(&mut self.rbuf);
+                buf.clear();
+                if buf.capacity() < TLS_READ {
+                    buf.reserve(TLS_READ);
+                }
+                let (res, buf) = self.tcp.read(buf).await;
+                self.rbuf = buf;
+                self.rpos = 0;
+                if res? == 0 {
+                    self.eof = true;
+                    let _ = self.conn.borrow_mut().read_tls(&mut io::empty());
+                }
+            }
+            let mut conn = self.conn.borrow_mut();
+            let mut pending = self.rbuf.get(self.rpos..).unwrap_or_default();
+            let before = pending.len();
+            match conn.read_tls(&mut pending) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Other => {}
+                Err(e) => return Err(e),
+            }
+            self.rpos += before - pending.len();
+            // Anything this queues to send (a key update reply) goes out with the
+            // sending half's next write.
+            conn.process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        }
+    }
+}
+
+impl WriteHalf {
+    /// Send all of `bytes`.
+    pub(crate) async fn write_all(&mut self, bytes: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        match self {
+            WriteHalf::Plain(tcp) => {
+                let (res, bytes) = tcp.write_all(bytes).await;
+                (res.map(|_| ()), bytes)
+            }
+            WriteHalf::Tls(tls) => {
+                let res = tls.write_all(&bytes).await;
+                (res, bytes)
+            }
+        }
+    }
+
+    /// End this direction: `close_notify` for TLS, then a TCP half-close.
+    pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            WriteHalf::Plain(tcp) => tcp.shutdown().await,
+            WriteHalf::Tls(tls) => {
+                tls.conn.borrow_mut().send_close_notify();
+                tls.write_all(&[]).await?;
+                tls.tcp.shutdown().await
+            }
+        }
+    }
+}
+
+impl TlsWriteHalf {
+    async fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        loop {
+            let mut buf = std::mem::take(&mut self.wbuf);
+            buf.clear();
+            {
+                let mut conn = self.conn.borrow_mut();
+                if !bytes.is_empty() {
+                    let n = conn.writer().write(bytes)?;
+                    bytes = &bytes[n..];
+                }
+                while conn.wants_write() {
+                    conn.write_tls(&mut buf)?;
+                }
+            }
+            if !buf.is_empty() {
+                let (res, buf) = self.tcp.write_all(buf).await;
+                self.wbuf = buf;
+                res?;
+            } else {
+                self.wbuf = buf;
+            }
+            if bytes.is_empty() {
+                return Ok(());
+            }
         }
     }
 }
@@ -171,8 +368,6 @@ pub(crate) struct TlsStream {
     wbuf: Vec<u8>,
     /// The socket reached its end (rustls was told).
     eof: bool,
-    /// Decrypted bytes rustls holds that have not been read yet.
-    plaintext: usize,
     /// The last protocol error rustls reported, kept for the handshake's caller.
     error: Option<rustls::Error>,
 }
@@ -214,7 +409,6 @@ impl TlsStream {
             rpos: 0,
             wbuf: Vec::new(),
             eof: false,
-            plaintext: 0,
             error: None,
         }
     }
@@ -270,10 +464,7 @@ impl TlsStream {
         loop {
             match self.conn.reader().read(dst) {
                 // `Ok(0)`: the peer sent close_notify, a clean end.
-                Ok(n) => {
-                    self.plaintext = self.plaintext.saturating_sub(n);
-                    return Ok(n);
-                }
+                Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // Closed without close_notify: for HTTP that is only an error when a
                 // message was cut short, which the framing code decides. Report it as
@@ -322,8 +513,7 @@ impl TlsStream {
 
     async fn process(&mut self) -> io::Result<()> {
         match self.conn.process_new_packets() {
-            Ok(state) => {
-                self.plaintext = state.plaintext_bytes_to_read();
+            Ok(_) => {
                 if self.conn.wants_write() {
                     self.flush().await?;
                 }
@@ -363,12 +553,5 @@ impl TlsStream {
             self.flush().await?;
         }
         Ok(())
-    }
-
-    async fn readable(&self) -> io::Result<()> {
-        if self.plaintext > 0 || self.rpos < self.rbuf.len() || self.eof {
-            return Ok(());
-        }
-        self.tcp.readable(false).await
     }
 }

@@ -7,7 +7,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use super::stream::Stream;
@@ -54,7 +53,11 @@ impl IdlePool {
         while let Some(idle) = list.pop_back() {
             self.held -= 1;
             let fit = idle.expires > now
-                && (!peek || crate::sys::idle_connection_fit(idle.stream.as_raw_fd()));
+                && (!peek
+                    || idle
+                        .stream
+                        .fd()
+                        .is_some_and(crate::sys::idle_connection_fit));
             if fit {
                 return Some(idle.stream);
             }
