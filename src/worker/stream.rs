@@ -72,6 +72,8 @@ impl Stream {
                     eof,
                     ..
                 } = *tls;
+                // Plaintext already decrypted stays in the session, where the read half
+                // finds it first.
                 let (r, w) = tcp.into_split();
                 let conn = Rc::new(RefCell::new(conn));
                 let read = TlsReadHalf {
@@ -368,6 +370,10 @@ pub(crate) struct TlsStream {
     wbuf: Vec<u8>,
     /// The socket reached its end (rustls was told).
     eof: bool,
+    /// Decrypted bytes waiting in rustls.
+    plaintext: usize,
+    /// The peer sent close_notify.
+    peer_closed: bool,
     /// The last protocol error rustls reported, kept for the handshake's caller.
     error: Option<rustls::Error>,
 }
@@ -409,6 +415,8 @@ impl TlsStream {
             rpos: 0,
             wbuf: Vec::new(),
             eof: false,
+            plaintext: 0,
+            peer_closed: false,
             error: None,
         }
     }
@@ -448,30 +456,26 @@ impl TlsStream {
 
     /// Read plaintext into the spare capacity of `buf` (at least `TLS_READ` of it).
     async fn read_spare(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        let len = buf.len();
-        let room = (buf.capacity() - len).max(TLS_READ);
-        // rustls copies into an initialised slice; zeroing it costs far less than
-        // decrypting the record that fills it.
-        buf.resize(len + room, 0);
-        let res = self.read_plain(len, buf).await;
-        let n = *res.as_ref().unwrap_or(&0);
-        buf.truncate(len + n);
-        res
-    }
-
-    async fn read_plain(&mut self, at: usize, buf: &mut [u8]) -> io::Result<usize> {
-        let dst = buf.get_mut(at..).unwrap_or_default();
         loop {
-            match self.conn.reader().read(dst) {
-                // `Ok(0)`: the peer sent close_notify, a clean end.
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // Closed without close_notify: for HTTP that is only an error when a
-                // message was cut short, which the framing code decides. Report it as
-                // the end of the stream, as for plain TCP.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) => return Err(e),
+            // Check: decrypted bytes are waiting. Copy exactly those (rustls copies into
+            // an initialised slice, so the room is zeroed first: only as much as will be
+            // filled, not the whole spare capacity, which small requests would pay for).
+            if self.plaintext > 0 {
+                let len = buf.len();
+                let room = (buf.capacity() - len).max(TLS_READ).min(self.plaintext);
+                buf.resize(len + room, 0);
+                let read = self.conn.reader().read(&mut buf[len..]);
+                let n = *read.as_ref().unwrap_or(&0);
+                buf.truncate(len + n);
+                self.plaintext -= n.min(self.plaintext);
+                return read;
             }
+            // Nothing decrypted: the peer said it is done (close_notify) or the socket
+            // ended; for HTTP a cut message is the framing code's call, as on plain TCP.
+            if self.peer_closed || self.eof {
+                return Ok(0);
+            }
+            // Need more: one read of ciphertext, decrypted into rustls's buffer.
             self.fill().await?;
         }
     }
@@ -513,7 +517,9 @@ impl TlsStream {
 
     async fn process(&mut self) -> io::Result<()> {
         match self.conn.process_new_packets() {
-            Ok(_) => {
+            Ok(state) => {
+                self.plaintext = state.plaintext_bytes_to_read();
+                self.peer_closed = state.peer_has_closed();
                 if self.conn.wants_write() {
                     self.flush().await?;
                 }
