@@ -16,10 +16,13 @@
 #   rr       : 64-byte round trips over 16 connections for $RR_SECS s    -> round trips/s, p50/p99
 # See bench/README.md. Only 127.0.0.1 is used. Every process this script starts is stopped
 # by PID (trap on EXIT) and is also wrapped in `timeout`, so nothing outlives a killed run.
+# Helpers shared with http.sh and https.sh are in bench/lib.sh.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+cd "$ROOT" || exit 1
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$ROOT/bench/lib.sh" || exit 1 # the helpers shared with http.sh and https.sh
 
 RUNS="${RUNS:-3}"
 BYTES="${BYTES:-1G}"                  # per stream scenario (l4load accepts K/M/G suffixes)
@@ -48,43 +51,12 @@ RESULTS="$TMP/results.tsv"            # proxy <TAB> scenario <TAB> run <TAB> l4l
 : >"$RESULTS"
 PIDS=()
 
-log() { echo "[l4.sh] $*" >&2; }
-
-stop_pid() { # stop_pid PID: TERM, wait up to 5 s, then KILL. Only PIDs this script started.
-    local pid="$1" i
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-    kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "pid $pid ignored SIGTERM for 5 s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null
-    fi
-    wait "$pid" 2>/dev/null
-    return 0
-}
-
 cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    stop_all
     if [[ "${KEEP_TMP:-0}" == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-wait_port() { # wait_port PORT PID: until PORT accepts, PID dies, or READY_SECS pass
-    local port="$1" pid="$2" deadline=$((SECONDS + READY_SECS))
-    while ((SECONDS < deadline)); do
-        kill -0 "$pid" 2>/dev/null || return 1
-        port_open "$port" && return 0
-        sleep 0.05
-    done
-    return 1
-}
 
 # ------------------------------------------------------------------------------------------
 # Tools
@@ -107,20 +79,7 @@ fi
 RINGWAY_OK=1
 NOTES=()   # printed under the table
 if [[ " $PROXIES " == *" ringway-"* ]]; then
-    if [[ "$BUILD" == 1 && "$RINGWAY" == "$ROOT/target/release/ringway" ]]; then
-        if ! cargo build --release >"$TMP/build-ringway.log" 2>&1; then
-            log "cargo build --release failed:"
-            grep -m5 -E '^error' "$TMP/build-ringway.log" >&2
-            if [[ -x "$RINGWAY" && "${STALE_OK:-1}" == 1 ]]; then
-                built="$(date -u -r "$RINGWAY" '+%Y-%m-%d %H:%M:%S UTC')"
-                log "using the existing $RINGWAY, built $built (STALE_OK=0 to refuse)"
-                NOTES+=("ringway rows: the current tree did not build; measured the previous build of target/release/ringway ($built).")
-            else
-                RINGWAY_OK=0
-            fi
-        fi
-    fi
-    [[ -x "$RINGWAY" ]] || { log "no ringway binary at $RINGWAY"; RINGWAY_OK=0; }
+    ringway_binary 0
     [[ "$RINGWAY_OK" == 1 ]] || NOTES+=("ringway rows are empty: no ringway binary could be built.")
 fi
 
@@ -136,14 +95,6 @@ ECHO_PORT=$((BACKEND_PORT + 1))
 # ------------------------------------------------------------------------------------------
 # Backends: up for the whole run, on the load generator's CPU.
 
-start_bg() { # start_bg NAME CPU MAX_SECS CMD...: run CMD pinned and time-bounded; sets LAST_PID
-    local name="$1" cpu="$2" max="$3"
-    shift 3
-    timeout --signal=TERM --kill-after=5 "$max" taskset -c "$cpu" "$@" >"$TMP/$name.log" 2>&1 &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
-
 for p in "$SINK_PORT" "$ECHO_PORT"; do
     port_open "$p" && { log "127.0.0.1:$p is already in use (set BACKEND_PORT)"; exit 1; }
 done
@@ -155,7 +106,10 @@ start_bg sink "$LOAD_CPU" "$BACKEND_SECS" "$L4LOAD" sink --listen "127.0.0.1:$SI
 SINK_PID=$LAST_PID
 start_bg echo "$LOAD_CPU" "$BACKEND_SECS" "$L4LOAD" echo --listen "127.0.0.1:$ECHO_PORT" --exit-after "$BACKEND_SECS"
 ECHO_PID=$LAST_PID
-wait_port "$SINK_PORT" "$SINK_PID" && wait_port "$ECHO_PORT" "$ECHO_PID" || { log "backends did not start"; exit 1; }
+if ! wait_port "$SINK_PORT" "$SINK_PID" || ! wait_port "$ECHO_PORT" "$ECHO_PID"; then
+    log "backends did not start"
+    exit 1
+fi
 
 # ------------------------------------------------------------------------------------------
 # Proxy configs
@@ -218,19 +172,10 @@ EOF
 write_nginx() { # write_nginx FILE PORT
     local load=""
     [[ -f "$NGINX_STREAM_MODULE" ]] && load="load_module $NGINX_STREAM_MODULE;"
-    cat >"$1" <<EOF
-$load
-daemon off;
-master_process off;          # a single process: the one worker
-worker_processes 1;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx-error.log warn;
-worker_rlimit_nofile 10000;
-
-events {
-    worker_connections 4096;
-    use epoll;
-}
+    {
+        echo "$load"
+        nginx_head nginx
+        cat <<EOF
 
 stream {
     upstream sink { server 127.0.0.1:$SINK_PORT; }
@@ -245,6 +190,7 @@ stream {
     server { listen 127.0.0.1:$(($2 + 1)); proxy_pass echo; }
 }
 EOF
+    } >"$1"
 }
 
 # start_proxy NAME INDEX: starts it pinned to PROXY_CPU; sets PROXY_PID and PORT (->sink)
@@ -296,118 +242,53 @@ start_proxy() {
         ;;
     esac
     PROXY_PID=$LAST_PID
-    PROXY_PROC=""
     if ! wait_port "$PORT" "$PROXY_PID" || ! wait_port $((PORT + 1)) "$PROXY_PID"; then
-        log "$name exited or did not listen on 127.0.0.1:$PORT within ${READY_SECS}s; its output:"
-        tail -20 "$TMP/$name.log" >&2
-        stop_pid "$PROXY_PID"
-        PROXY_PID=""
+        proxy_not_ready "$name" "did not listen on 127.0.0.1:$PORT"
         return 1
     fi
-    # PROXY_PID is `timeout`; the proxy itself is its child (taskset execs the proxy).
-    PROXY_PROC=$(awk '{ print $1 }' /proc/"$PROXY_PID"/task/"$PROXY_PID"/children 2>/dev/null)
-    return 0
-}
-
-# proxy_cpu_ns PID: CPU time used so far by all of PID's threads, in ns (from the scheduler's
-# per-thread sum_exec_runtime; falls back to utime+stime ticks from /proc/PID/stat).
-proxy_cpu_ns() {
-    local pid="$1" ns
-    ns=$(awk '/^se.sum_exec_runtime/ { s += $3 } END { if (NR) printf "%.0f", s * 1e6 }' \
-        /proc/"$pid"/task/*/sched 2>/dev/null)
-    if [[ -z "$ns" || "$ns" == 0 ]]; then
-        ns=$(awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.0f", ($12 + $13) * 1e9 / hz }' \
-            /proc/"$pid"/stat 2>/dev/null)
-    fi
-    echo "${ns:-}"
-}
-
-stop_proxy() {
-    [[ -n "${PROXY_PID:-}" ]] && stop_pid "$PROXY_PID"
-    PROXY_PID=""
+    proxy_child
 }
 
 client() { # client ARGS...: l4load pinned to the load CPU, bounded; prints its one line
-    timeout --signal=TERM --kill-after=5 $((CLIENT_TIMEOUT + 30)) \
-        taskset -c "$LOAD_CPU" "$L4LOAD" "$@" --timeout "$CLIENT_TIMEOUT"
+    run_client $((CLIENT_TIMEOUT + 30)) "$L4LOAD" "$@" --timeout "$CLIENT_TIMEOUT"
 }
 
 record() { # record PROXY SCENARIO RUN ARGS...
-    local proxy="$1" scen="$2" run="$3" out cpu0="" cpu1=""
+    local proxy="$1" scen="$2" run="$3" out cpu0 cpu1
     shift 3
-    [[ -n "${PROXY_PROC:-}" ]] && cpu0=$(proxy_cpu_ns "$PROXY_PROC")
+    cpu0=$(proxy_cpu_now)
     if out="$(client "$@" 2>"$TMP/client.err")"; then
-        [[ -n "$cpu0" ]] && cpu1=$(proxy_cpu_ns "$PROXY_PROC")
-        [[ -n "$cpu0" && -n "$cpu1" ]] && out="$out proxy_cpu_ns=$((cpu1 - cpu0))"
-        printf '%s\t%s\t%s\t%s\n' "$proxy" "$scen" "$run" "$out" >>"$RESULTS"
-        log "  $proxy $scen #$run: $out"
+        cpu1=$(proxy_cpu_now)
+        add_result "$proxy" "$scen" "$run" "$out" "$cpu0" "$cpu1"
     else
-        log "  $proxy $scen #$run: FAILED: $(tr '\n' ' ' <"$TMP/client.err")"
-        if [[ -n "${PROXY_PID:-}" ]] && ! kill -0 "$PROXY_PID" 2>/dev/null; then
-            log "  $proxy exited; last output:"
-            tail -10 "$TMP/$proxy.log" >&2
-        fi
+        run_failed "$proxy" "$scen" "$run" "FAILED: $(tr '\n' ' ' <"$TMP/client.err")"
     fi
+}
+
+round() { # round PROXY RUN: a warm-up stream, then the three scenarios
+    local rr_port=$((PORT + 1))
+    if [[ "$WARMUP_BYTES" != 0 ]]; then
+        client stream --to "127.0.0.1:$PORT" --conns 4 --bytes "$WARMUP_BYTES" >/dev/null 2>&1 ||
+            log "  $1: warm-up failed"
+    fi
+    record "$1" stream1 "$2" stream --to "127.0.0.1:$PORT" --conns 1 --bytes "$BYTES"
+    record "$1" stream16 "$2" stream --to "127.0.0.1:$PORT" --conns "$MANY_CONNS" --bytes "$BYTES"
+    [[ "$1" == direct ]] && rr_port="$ECHO_PORT"
+    record "$1" rr "$2" rr --to "127.0.0.1:$rr_port" --conns "$RR_CONNS" --secs "$RR_SECS" --size "$RR_SIZE"
 }
 
 # ------------------------------------------------------------------------------------------
 # Runs
 
-LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_START="$(loadavg)"
 log "l4load=$L4LOAD tmp=$TMP runs=$RUNS bytes=$BYTES proxy_cpu=$PROXY_CPU load_cpu=$LOAD_CPU"
-for run in $(seq "$RUNS"); do
-    idx=0
-    for proxy in $PROXIES; do
-        idx=$((idx + 1))
-        if ! start_proxy "$proxy" "$idx"; then
-            log "  $proxy: not started, round $run skipped"
-            continue
-        fi
-        if [[ "$WARMUP_BYTES" != 0 ]]; then
-            client stream --to "127.0.0.1:$PORT" --conns 4 --bytes "$WARMUP_BYTES" >/dev/null 2>&1 ||
-                log "  $proxy: warm-up failed"
-        fi
-        record "$proxy" stream1 "$run" stream --to "127.0.0.1:$PORT" --conns 1 --bytes "$BYTES"
-        record "$proxy" stream16 "$run" stream --to "127.0.0.1:$PORT" --conns "$MANY_CONNS" --bytes "$BYTES"
-        rr_port=$((PORT + 1))
-        [[ "$proxy" == direct ]] && rr_port="$ECHO_PORT"
-        record "$proxy" rr "$run" rr --to "127.0.0.1:$rr_port" --conns "$RR_CONNS" --secs "$RR_SECS" --size "$RR_SIZE"
-        if [[ -n "${PROXY_PID:-}" ]] && ! kill -0 "$PROXY_PID" 2>/dev/null; then
-            log "  $proxy died during round $run; last output:"
-            tail -10 "$TMP/$proxy.log" >&2
-        fi
-        stop_proxy
-    done
-done
+rounds round 0
 
 # ------------------------------------------------------------------------------------------
 # Table: medians, ratio to BASELINE, then the spread.
 
 awk -F'\t' -v proxies="$PROXIES" -v base="$BASELINE" -v runs="$RUNS" \
-    -v many="$MANY_CONNS" -v rrc="$RR_CONNS" -v rrs="$RR_SIZE" -v bytes="$BYTES" '
-function field(line, key,   n, i, a, kv) {
-    n = split(line, a, " ")
-    for (i = 1; i <= n; i++) { split(a[i], kv, "="); if (kv[1] == key) return kv[2] }
-    return ""
-}
-function add(k, v) { if (v != "") { cnt[k]++; val[k, cnt[k]] = v + 0 } }
-function sorted(k,   i, j, t, n) {
-    n = cnt[k]
-    for (i = 1; i <= n; i++) s[i] = val[k, i]
-    for (i = 2; i <= n; i++) { t = s[i]; for (j = i - 1; j >= 1 && s[j] > t; j--) s[j + 1] = s[j]; s[j + 1] = t }
-    return n
-}
-function median(k,   n) {
-    n = sorted(k); if (n == 0) return ""
-    return (n % 2) ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2
-}
-function spread(k, fmt,   n) {
-    n = sorted(k); if (n == 0) return "-"
-    return sprintf(fmt "–" fmt " (n=%d)", s[1], s[n], n)
-}
-function num(v, fmt) { return v == "" ? "-" : sprintf(fmt, v) }
-function pctf(v) { return v == "" ? "-" : sprintf("%.0f%%", v) }
-function ratio(v, b) { return (v == "" || b == "" || b == 0) ? "-" : sprintf("%.2f", v / b) }
+    -v many="$MANY_CONNS" -v rrc="$RR_CONNS" -v rrs="$RR_SIZE" -v bytes="$BYTES" "$AWK_STATS"'
 {
     p = $1; sc = $2; line = $4
     cpu = field(line, "proxy_cpu_ns")
@@ -465,9 +346,9 @@ END {
     }
 }' "$RESULTS"
 
-printf '\nLoad average (1/5/15 min) at start: %s; at end: %s (includes every process on the machine).\n' \
-    "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '\n'
+print_load "$LOAD_START"
 
-for note in "${NOTES[@]}"; do printf '\nNote: %s\n' "$note"; done
+print_notes
 
 if [[ -n "${RAW_OUT:-}" ]]; then cp "$RESULTS" "$RAW_OUT"; fi
