@@ -1,4 +1,6 @@
-//! A byte stream the L7 driver reads and writes: plain TCP, or TLS over TCP.
+//! A byte stream the L7 driver, the buffered relay and the health probes read and
+//! write: plain TCP, or TLS over TCP. It splits into a read and a write half for relays
+//! that move both directions at once.
 //!
 //! The TLS side is our own thin adapter over rustls's buffered [`rustls::Connection`]
 //! (server or client) rather than an existing monoio wrapper, for one reason that
@@ -176,13 +178,17 @@ fn detached() -> io::Error {
 
 /// The receiving half of a split [`Stream`].
 pub(crate) enum ReadHalf {
+    /// The socket's receiving side.
     Plain(OwnedReadHalf<TcpStream>),
+    /// Decrypting from the socket's receiving side.
     Tls(Box<TlsReadHalf>),
 }
 
 /// The sending half of a split [`Stream`].
 pub(crate) enum WriteHalf {
+    /// The socket's sending side.
     Plain(OwnedWriteHalf<TcpStream>),
+    /// Encrypting into the socket's sending side.
     Tls(Box<TlsWriteHalf>),
 }
 
