@@ -405,7 +405,7 @@ fn websocket_upgrade_relays_over_tls() {
 }
 
 #[test]
-fn plain_http_to_a_tls_listener_never_reaches_a_backend() {
+fn plain_http_to_a_tls_listener_is_told_to_use_https_and_never_reaches_a_backend() {
     let dir = scratch_dir("tls-plain");
     let pki = Pki::new(&dir, "plain");
     let cert = pki.server("site", &["site.test"]);
@@ -416,11 +416,17 @@ fn plain_http_to_a_tls_listener_never_reaches_a_backend() {
         proxy.addr("web"),
         b"GET / HTTP/1.1\r\nHost: site.test\r\n\r\n",
     );
-    assert!(!raw.starts_with(b"HTTP/1.1 200"), "{raw:?}");
+    let r = common::http_backend::parse_response(&raw, false).unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("https://"), "{}", r.text());
     assert_eq!(backend.requests(), 0);
     let m = admin_metrics(&proxy);
-    let total: f64 = ringway_failures(&m);
-    assert!(total >= 1.0, "{m}");
+    let not_tls = "ringway_tls_handshake_failures_total{listener=\"web\",reason=\"not_tls\"}";
+    assert_eq!(metric(&m, not_tls), Some(1.0), "{m}");
+    assert_eq!(ringway_failures(&m), 1.0, "{m}");
+    // A real client still gets TLS on the same port.
+    let stream = tls_connect(proxy.addr("web"), pki.client_config(None), "site.test").unwrap();
+    assert_eq!(TlsClient::new(stream).get("site.test", "/ok").status, 200);
 }
 
 /// Every `ringway_tls_handshake_failures_total` sample of listener `web`, summed.

@@ -31,6 +31,11 @@ use monoio::net::TcpStream;
 /// header and tag), so a record never needs two reads.
 const TLS_READ: usize = 17 * 1024;
 
+/// What a client that sent plain HTTP to a TLS listener is told.
+const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+content-type: text/plain; charset=utf-8\r\ncontent-length: 49\r\nconnection: close\r\n\r\n\
+This port speaks HTTPS: use https:// to connect.\n";
+
 /// A client or upstream connection.
 pub(crate) enum Stream {
     /// Bytes as they are on the socket.
@@ -337,6 +342,8 @@ pub(crate) enum HandshakeError {
     Io(io::Error),
     /// The handshake did not finish in time.
     Timeout,
+    /// The client spoke plain HTTP to the TLS port (it was told so in a 400).
+    NotTls,
 }
 
 impl HandshakeError {
@@ -351,6 +358,7 @@ impl HandshakeError {
             HandshakeError::Tls(e) => crate::tls::handshake_failure_reason(e),
             HandshakeError::Io(_) => "io",
             HandshakeError::Timeout => "timeout",
+            HandshakeError::NotTls => "not_tls",
         }
     }
 }
@@ -361,6 +369,7 @@ impl std::fmt::Display for HandshakeError {
             HandshakeError::Tls(e) => write!(f, "{e}"),
             HandshakeError::Io(e) => write!(f, "{e}"),
             HandshakeError::Timeout => f.write_str("handshake timed out"),
+            HandshakeError::NotTls => f.write_str("plain HTTP sent to the TLS port; answered 400"),
         }
     }
 }
@@ -436,7 +445,23 @@ impl TlsStream {
     }
 
     async fn handshake(&mut self, limit: Duration) -> Result<(), HandshakeError> {
+        let mut plain_http = false;
         let run = async {
+            // A server's first byte tells a ClientHello (a TLS record, type 22) from an
+            // HTTP request (a method, in capitals): someone who typed http:// for an
+            // https:// address gets an answer they can read instead of TLS garbage.
+            if self.server().is_some()
+                && self
+                    .first_byte()
+                    .await?
+                    .is_some_and(|b| b.is_ascii_uppercase())
+            {
+                plain_http = true;
+                let (res, _) = self.tcp.write_all(PLAIN_HTTP_ANSWER).await;
+                res?;
+                let _ = crate::sys::shutdown_write(self.tcp.as_raw_fd());
+                return Err(io::Error::from(io::ErrorKind::InvalidData));
+            }
             while self.conn.is_handshaking() {
                 if self.conn.wants_write() {
                     self.flush().await?;
@@ -450,7 +475,11 @@ impl TlsStream {
             // The last flight (server Finished, tickets) goes out before any request.
             self.flush().await
         };
-        match monoio::time::timeout(limit, run).await {
+        let outcome = monoio::time::timeout(limit, run).await;
+        if plain_http {
+            return Err(HandshakeError::NotTls);
+        }
+        match outcome {
             Err(_) => Err(HandshakeError::Timeout),
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(match self.error.take() {
@@ -458,6 +487,24 @@ impl TlsStream {
                 None => HandshakeError::Io(e),
             }),
         }
+    }
+
+    /// The first byte the peer sent (waiting for it), left in `rbuf` for rustls; `None`
+    /// when the connection ended first.
+    async fn first_byte(&mut self) -> io::Result<Option<u8>> {
+        if self.rpos >= self.rbuf.len() {
+            let mut buf = std::mem::take(&mut self.rbuf);
+            buf.clear();
+            buf.reserve(TLS_READ);
+            let (res, buf) = self.tcp.read(buf).await;
+            self.rbuf = buf;
+            self.rpos = 0;
+            if res? == 0 {
+                self.eof = true;
+                let _ = self.conn.read_tls(&mut io::empty());
+            }
+        }
+        Ok(self.rbuf.get(self.rpos).copied())
     }
 
     /// Read plaintext into the spare capacity of `buf` (at least `TLS_READ` of it).
@@ -565,5 +612,25 @@ impl TlsStream {
             self.flush().await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_plain_http_answer_is_one_well_framed_response() {
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut response = httparse::Response::new(&mut headers);
+        let head = match response.parse(super::PLAIN_HTTP_ANSWER) {
+            Ok(httparse::Status::Complete(n)) => n,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(response.code, Some(400));
+        let length = response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .and_then(|h| std::str::from_utf8(h.value).ok()?.parse::<usize>().ok());
+        assert_eq!(length, Some(super::PLAIN_HTTP_ANSWER.len() - head));
     }
 }
