@@ -36,6 +36,15 @@ fn config(tls: &str, routes: &str, backend: SocketAddr, pool_extra: &str) -> Str
     )
 }
 
+/// An HTTPS origin behaving as `behaviour`, its certificate for `backend.internal` signed
+/// by a CA of its own (in `dir/back`).
+fn tls_origin(dir: &Path, behaviour: HttpBehaviour) -> (Pki, HttpBackend) {
+    let pki = Pki::new(&dir.join("back"), "back");
+    let cert = pki.server("origin", &["backend.internal"]);
+    let origin = HttpBackend::start_tls(behaviour, pki.server_config(&cert));
+    (pki, origin)
+}
+
 const ALL_TO_P: &str = "(path_prefix: \"/\", pool: \"p\")";
 
 /// Write `config` over the proxy's file, send SIGHUP, and wait for `expect` in the log.
@@ -332,13 +341,8 @@ fn reload_swaps_the_certificate_while_an_old_connection_keeps_working() {
 fn tls_to_a_tls_backend_is_verified_against_the_pool_ca() {
     let dir = scratch_dir("tls-origin");
     let pki = Pki::new(&dir, "front");
-    let backend_pki = Pki::new(&dir.join("back"), "back");
     let front = pki.server("front", &["site.test"]);
-    let origin_cert = backend_pki.server("origin", &["backend.internal"]);
-    let origin = HttpBackend::start_tls(
-        HttpBehaviour::Hello { id: "tls".into() },
-        backend_pki.server_config(&origin_cert),
-    );
+    let (backend_pki, origin) = tls_origin(&dir, HttpBehaviour::Hello { id: "tls".into() });
     let tls = format!("certificates: [{}]", pair(&front));
     let pool_tls = format!(
         ", tls: (sni: \"backend.internal\", ca: \"{}\")",
@@ -442,13 +446,8 @@ fn ringway_failures(metrics: &str) -> f64 {
 fn http_health_checks_speak_tls_to_a_tls_pool() {
     let dir = scratch_dir("tls-health");
     let pki = Pki::new(&dir, "front");
-    let backend_pki = Pki::new(&dir.join("back"), "back");
     let front = pki.server("front", &["site.test"]);
-    let origin_cert = backend_pki.server("origin", &["backend.internal"]);
-    let origin = HttpBackend::start_tls(
-        HttpBehaviour::Hello { id: "tls".into() },
-        backend_pki.server_config(&origin_cert),
-    );
+    let (backend_pki, origin) = tls_origin(&dir, HttpBehaviour::Hello { id: "tls".into() });
     let tls = format!("certificates: [{}]", pair(&front));
     let pool = |ca: &Path| {
         format!(
@@ -534,12 +533,7 @@ fn websocket_to_a_tls_backend_streams_both_ways_at_once() {
     // each way at once through the buffered relay, TLS on the backend side only.
     const LEN: usize = 32 * 1024 * 1024;
     let dir = scratch_dir("tls-ws-origin");
-    let backend_pki = Pki::new(&dir, "back");
-    let origin_cert = backend_pki.server("origin", &["backend.internal"]);
-    let origin = HttpBackend::start_tls(
-        HttpBehaviour::WebSocketEcho,
-        backend_pki.server_config(&origin_cert),
-    );
+    let (backend_pki, origin) = tls_origin(&dir, HttpBehaviour::WebSocketEcho);
     let config = format!(
         "(workers: 1, listeners: [(name: \"web\", bind: \"127.0.0.1:0\",
             protocol: Http(routes: [(path_prefix: \"/\", pool: \"p\")]))],

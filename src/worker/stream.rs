@@ -73,10 +73,8 @@ impl Stream {
                 let TlsStream {
                     tcp,
                     conn,
-                    rbuf,
-                    rpos,
+                    incoming,
                     wbuf,
-                    eof,
                     ..
                 } = *tls;
                 // Plaintext already decrypted stays in the session, where the read half
@@ -86,9 +84,7 @@ impl Stream {
                 let read = TlsReadHalf {
                     tcp: r,
                     conn: conn.clone(),
-                    rbuf,
-                    rpos,
-                    eof,
+                    incoming,
                 };
                 Some((
                     ReadHalf::Tls(Box::new(read)),
@@ -203,9 +199,7 @@ pub(crate) struct TlsReadHalf {
     /// Shared with the sending half; never borrowed across an await, so the two
     /// halves' tasks can not collide.
     conn: Rc<RefCell<rustls::Connection>>,
-    rbuf: Vec<u8>,
-    rpos: usize,
-    eof: bool,
+    incoming: Incoming,
 }
 
 /// Sending TLS: plaintext into the shared session, records out to the socket.
@@ -242,32 +236,12 @@ impl TlsReadHalf {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
             }
-            if self.rpos >= self.rbuf.len() {
-                if self.eof {
-                    return Ok(0);
-                }
-                let mut buf = std::mem::take(&mut self.rbuf);
-                buf.clear();
-                if buf.capacity() < TLS_READ {
-                    buf.reserve(TLS_READ);
-                }
-                let (res, buf) = self.tcp.read(buf).await;
-                self.rbuf = buf;
-                self.rpos = 0;
-                if res? == 0 {
-                    self.eof = true;
-                    let _ = self.conn.borrow_mut().read_tls(&mut io::empty());
-                }
+            if self.incoming.is_drained() && self.incoming.eof {
+                return Ok(0);
             }
+            self.incoming.refill(&mut self.tcp).await?;
             let mut conn = self.conn.borrow_mut();
-            let mut pending = self.rbuf.get(self.rpos..).unwrap_or_default();
-            let before = pending.len();
-            match conn.read_tls(&mut pending) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Other => {}
-                Err(e) => return Err(e),
-            }
-            self.rpos += before - pending.len();
+            self.incoming.feed(&mut conn)?;
             // Anything this queues to send (a key update reply) goes out with the
             // sending half's next write.
             conn.process_new_packets()
@@ -333,6 +307,62 @@ impl TlsWriteHalf {
     }
 }
 
+/// Ciphertext read from a socket and not yet handed to rustls: `buf[pos..]`.
+struct Incoming {
+    buf: Vec<u8>,
+    pos: usize,
+    /// The socket reached its end.
+    eof: bool,
+}
+
+impl Incoming {
+    /// Everything read so far was handed to rustls.
+    fn is_drained(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    /// Read once from `tcp` if everything read so far was handed over (and the socket
+    /// has not ended). The buffer is taken for the read, so a cancelled read leaves an
+    /// empty buffer rather than none.
+    async fn refill<R: AsyncReadRent>(&mut self, tcp: &mut R) -> io::Result<()> {
+        if !self.is_drained() || self.eof {
+            return Ok(());
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        if buf.capacity() < TLS_READ {
+            buf.reserve(TLS_READ);
+        }
+        let (res, buf) = tcp.read(buf).await;
+        self.buf = buf;
+        self.pos = 0;
+        if res? == 0 {
+            self.eof = true;
+        }
+        Ok(())
+    }
+
+    /// Hand rustls what is buffered, or tell it the socket ended (an empty read).
+    fn feed(&mut self, conn: &mut rustls::Connection) -> io::Result<()> {
+        if self.is_drained() {
+            if self.eof {
+                let _ = conn.read_tls(&mut io::empty());
+            }
+            return Ok(());
+        }
+        let mut pending = self.buf.get(self.pos..).unwrap_or_default();
+        let before = pending.len();
+        match conn.read_tls(&mut pending) {
+            Ok(_) => {}
+            // rustls's plaintext buffer is full: the caller reads it before more comes.
+            Err(e) if e.kind() == io::ErrorKind::Other => {}
+            Err(e) => return Err(e),
+        }
+        self.pos += before - pending.len();
+        Ok(())
+    }
+}
+
 /// Why a TLS handshake did not complete.
 #[derive(Debug)]
 pub(crate) enum HandshakeError {
@@ -378,13 +408,10 @@ impl std::fmt::Display for HandshakeError {
 pub(crate) struct TlsStream {
     tcp: TcpStream,
     conn: rustls::Connection,
-    /// Ciphertext read from the socket; `rbuf[rpos..]` not yet handed to rustls.
-    rbuf: Vec<u8>,
-    rpos: usize,
+    /// Ciphertext read from the socket and not yet handed to rustls.
+    incoming: Incoming,
     /// Ciphertext on its way to the socket.
     wbuf: Vec<u8>,
-    /// The socket reached its end (rustls was told).
-    eof: bool,
     /// Decrypted bytes waiting in rustls.
     plaintext: usize,
     /// The peer sent close_notify.
@@ -426,10 +453,12 @@ impl TlsStream {
         TlsStream {
             tcp,
             conn,
-            rbuf: early,
-            rpos: 0,
+            incoming: Incoming {
+                buf: early,
+                pos: 0,
+                eof: false,
+            },
             wbuf: Vec::new(),
-            eof: false,
             plaintext: 0,
             peer_closed: false,
             error: None,
@@ -468,7 +497,7 @@ impl TlsStream {
                     continue;
                 }
                 self.fill().await?;
-                if self.eof && self.conn.is_handshaking() {
+                if self.incoming.eof && self.conn.is_handshaking() {
                     return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
                 }
             }
@@ -489,22 +518,11 @@ impl TlsStream {
         }
     }
 
-    /// The first byte the peer sent (waiting for it), left in `rbuf` for rustls; `None`
+    /// The first byte the peer sent (waiting for it), left buffered for rustls; `None`
     /// when the connection ended first.
     async fn first_byte(&mut self) -> io::Result<Option<u8>> {
-        if self.rpos >= self.rbuf.len() {
-            let mut buf = std::mem::take(&mut self.rbuf);
-            buf.clear();
-            buf.reserve(TLS_READ);
-            let (res, buf) = self.tcp.read(buf).await;
-            self.rbuf = buf;
-            self.rpos = 0;
-            if res? == 0 {
-                self.eof = true;
-                let _ = self.conn.read_tls(&mut io::empty());
-            }
-        }
-        Ok(self.rbuf.get(self.rpos).copied())
+        self.incoming.refill(&mut self.tcp).await?;
+        Ok(self.incoming.buf.get(self.incoming.pos).copied())
     }
 
     /// Read plaintext into the spare capacity of `buf` (at least `TLS_READ` of it).
@@ -525,7 +543,7 @@ impl TlsStream {
             }
             // Nothing decrypted: the peer said it is done (close_notify) or the socket
             // ended; for HTTP a cut message is the framing code's call, as on plain TCP.
-            if self.peer_closed || self.eof {
+            if self.peer_closed || self.incoming.eof {
                 return Ok(0);
             }
             // Need more: one read of ciphertext, decrypted into rustls's buffer.
@@ -533,38 +551,14 @@ impl TlsStream {
         }
     }
 
-    /// Hand rustls more ciphertext: what is left in `rbuf`, else one read from the
+    /// Hand rustls more ciphertext: what is left buffered, else one read from the
     /// socket. Anything rustls wants to send in reply (alerts, key updates) goes out.
     async fn fill(&mut self) -> io::Result<()> {
-        if self.rpos >= self.rbuf.len() {
-            if self.eof {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            // Taken, so a cancelled read leaves an empty buffer rather than none.
-            let mut buf = std::mem::take(&mut self.rbuf);
-            buf.clear();
-            if buf.capacity() < TLS_READ {
-                buf.reserve(TLS_READ);
-            }
-            let (res, buf) = self.tcp.read(buf).await;
-            self.rbuf = buf;
-            self.rpos = 0;
-            if res? == 0 {
-                self.eof = true;
-                // An empty read tells rustls the transport ended.
-                let _ = self.conn.read_tls(&mut io::empty());
-                return self.process().await;
-            }
+        if self.incoming.is_drained() && self.incoming.eof {
+            return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        let mut pending = self.rbuf.get(self.rpos..).unwrap_or_default();
-        let before = pending.len();
-        match self.conn.read_tls(&mut pending) {
-            Ok(_) => {}
-            // rustls's plaintext buffer is full: the caller reads it before more comes.
-            Err(e) if e.kind() == io::ErrorKind::Other => {}
-            Err(e) => return Err(e),
-        }
-        self.rpos += before - pending.len();
+        self.incoming.refill(&mut self.tcp).await?;
+        self.incoming.feed(&mut self.conn)?;
         self.process().await
     }
 
