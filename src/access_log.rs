@@ -374,17 +374,25 @@ pub struct AccessLogSink {
 }
 
 impl AccessLogSink {
-    /// A sink writing to the process's stdout, where container log collectors look.
-    pub fn stdout() -> AccessLogSink {
-        AccessLogSink::with_writer(Box::new(std::io::stdout()))
+    /// A sink writing to the process's stdout, where container log collectors look,
+    /// counting lost batches in `dropped` (the metrics registry's counter).
+    pub fn stdout(dropped: Arc<AtomicU64>) -> AccessLogSink {
+        AccessLogSink::with_writer_counting(Box::new(std::io::stdout()), dropped)
     }
 
     /// A sink writing to `w` on a dedicated thread (tests, or a file). If the thread cannot
     /// be spawned, every batch is counted in [`dropped`](Self::dropped) instead of panicking.
     pub fn with_writer(w: Box<dyn Write + Send>) -> AccessLogSink {
+        AccessLogSink::with_writer_counting(w, Arc::new(AtomicU64::new(0)))
+    }
+
+    /// [`with_writer`](Self::with_writer), counting lost batches in `dropped`.
+    pub fn with_writer_counting(
+        w: Box<dyn Write + Send>,
+        dropped: Arc<AtomicU64>,
+    ) -> AccessLogSink {
         let (batches, batch_rx) = crossbeam_channel::bounded(QUEUE_BATCHES);
         let (recycle_tx, recycled) = crossbeam_channel::bounded(RECYCLE_BATCHES);
-        let dropped = Arc::new(AtomicU64::new(0));
         let thread_dropped = Arc::clone(&dropped);
         let thread = std::thread::Builder::new()
             .name("ringway-access-log".into())
@@ -907,5 +915,24 @@ mod tests {
         core.flush();
         assert_eq!(sink.dropped(), 1);
         assert_eq!(targets(&out), ["/kept"]);
+    }
+
+    #[test]
+    fn lost_batches_count_in_the_metrics_registry() {
+        let registry = crate::metrics::Registry::new();
+        let sink = AccessLogSink::with_writer_counting(
+            Box::new(std::io::sink()),
+            registry.access_log_dropped(),
+        );
+        let mut core = CoreLog::new(&sink);
+        sink.shutdown();
+        log_target(&mut core, "/late");
+        core.flush();
+        assert_eq!(sink.dropped(), 1);
+        let text = registry.render_prometheus(&[]);
+        assert!(
+            text.contains("\nringway_access_log_dropped_batches_total 1\n"),
+            "{text}"
+        );
     }
 }

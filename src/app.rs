@@ -111,7 +111,7 @@ pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
 
     // One writer thread for every listener's access log, fed in batches so a worker
     // never waits on the terminal or a pipe.
-    let access_log = crate::access_log::AccessLogSink::stdout();
+    let access_log = crate::access_log::AccessLogSink::stdout(registry.access_log_dropped());
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut handles = Vec::with_capacity(workers);

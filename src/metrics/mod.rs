@@ -209,6 +209,8 @@ pub struct Registry {
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     health_events_dropped: AtomicU64,
+    /// Access log batches lost (the writer fell behind or failed); shared with the sink.
+    access_log_dropped: Arc<AtomicU64>,
 }
 
 impl Registry {
@@ -318,6 +320,11 @@ impl Registry {
         self.health_events_dropped.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// The counter the access log sink adds lost batches to.
+    pub fn access_log_dropped(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.access_log_dropped)
+    }
+
     /// Health events dropped so far.
     pub fn health_events_dropped(&self) -> u64 {
         self.health_events_dropped.load(Ordering::Relaxed)
@@ -403,6 +410,7 @@ impl Registry {
             reloads_ok: self.reloads_ok.load(Ordering::Relaxed),
             reloads_failed: self.reloads_failed.load(Ordering::Relaxed),
             health_events_dropped: self.health_events_dropped.load(Ordering::Relaxed),
+            access_log_dropped: self.access_log_dropped.load(Ordering::Relaxed),
         }
     }
 }

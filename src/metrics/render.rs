@@ -16,6 +16,7 @@ pub(super) struct Globals {
     pub(super) reloads_ok: u64,
     pub(super) reloads_failed: u64,
     pub(super) health_events_dropped: u64,
+    pub(super) access_log_dropped: u64,
 }
 
 /// Add one core's counter to a sum. Wrapping, like the counters themselves: a counter
@@ -552,6 +553,18 @@ pub(super) fn prometheus(snap: &Snapshot<'_>) -> String {
         "ringway_health_events_dropped_total",
         &[],
         snap.globals.health_events_dropped,
+    );
+    family(
+        &mut out,
+        "ringway_access_log_dropped_batches_total",
+        "counter",
+        "Access log batches lost because the writer fell behind or could not write.",
+    );
+    sample(
+        &mut out,
+        "ringway_access_log_dropped_batches_total",
+        &[],
+        snap.globals.access_log_dropped,
     );
     out
 }

@@ -853,6 +853,7 @@ fn prometheus_declares_every_family_once_with_the_right_type() {
         ("ringway_upstream_connect_seconds", "histogram"),
         ("ringway_config_reloads_total", "counter"),
         ("ringway_health_events_dropped_total", "counter"),
+        ("ringway_access_log_dropped_batches_total", "counter"),
     ];
     let got: BTreeMap<&str, &str> = exp
         .types
@@ -872,7 +873,7 @@ fn prometheus_declares_every_family_once_with_the_right_type() {
 fn prometheus_of_an_empty_registry_is_valid() {
     let reg = Registry::new();
     let exp = check_exposition(&reg.render_prometheus(&[]));
-    assert_eq!(exp.types.len(), 18);
+    assert_eq!(exp.types.len(), 19);
     assert_eq!(
         value_of(
             &exp,
