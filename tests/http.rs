@@ -772,3 +772,39 @@ fn a_raised_header_limit_admits_more_fields_and_still_bounds_them() {
     let raw = raw_exchange(proxy.addr("web"), head(400).as_bytes());
     assert_eq!(status_of(&raw), 431);
 }
+
+#[test]
+fn bodies_of_requests_answered_without_a_backend_are_skipped_and_the_connection_goes_on() {
+    let api = hello("api");
+    let proxy = http_proxy(
+        r#"(path_exact: "/direct", respond: (status: 200, body: "d\n")),
+           (path_prefix: "/api/", pool: "api")"#,
+        "",
+        &pool("api", &[api.addr()], ""),
+    );
+    let mut c = HttpClient::connect(proxy.addr("web"));
+    // A 404 for a POST with a body, a direct response to a chunked POST, then a proxied
+    // request: one connection throughout, each body read and dropped.
+    let r = c.request("POST", "/nowhere", &[], &[b'x'; 1000]);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("connection"), None);
+    let chunked = [("transfer-encoding", "chunked")];
+    let r = c.request("POST", "/direct", &chunked, b"5\r\nhello\r\n0\r\n\r\n");
+    assert_eq!((r.status, r.text()), (200, "d\n".into()));
+    assert_eq!(r.header("connection"), None);
+    let r = c.request("GET", "/api/x", &[], b"");
+    assert_eq!(r.text(), "api GET /api/x\n");
+    assert_eq!(
+        api.requests(),
+        1,
+        "no dropped body reached the backend as a request"
+    );
+
+    // A body too long to be worth reading: answered with Connection: close, then closed.
+    let mut c = HttpClient::connect(proxy.addr("web"));
+    c.send_raw(b"POST /nowhere HTTP/1.1\r\nHost: example.com\r\nContent-Length: 1000000\r\n\r\n");
+    let r = c.read_response(false);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.is_closed());
+}

@@ -52,6 +52,9 @@ const BODY_CHUNK: usize = 64 * 1024;
 /// Bodies of known length at least this long are spliced (zero-copy) rather than read
 /// through user space: below it the pipe setup costs more than the copy it saves.
 const SPLICE_MIN: u64 = 64 * 1024;
+/// Longest body of a request answered without a backend (404, 429, a direct response)
+/// that is read and dropped to keep the connection; longer ones close it.
+const DISCARD_MAX: u64 = 64 * 1024;
 /// Body bytes already buffered behind a head that are sent with it in one write.
 const COALESCE_MAX: usize = 16 * 1024;
 /// Limits for response heads from backends: they are trusted more than clients, but a
@@ -435,8 +438,8 @@ impl Conn<'_> {
                 self.stats
                     .rate_limited_total
                     .fetch_add(1, Ordering::Relaxed);
-                let close = head.framing != BodyFraming::None || !head.keep_alive;
                 self.cin.consume(head.head_len);
+                let close = !self.discard_body(&head, settings).await;
                 self.respond_error(429, close).await;
                 let outcome = Outcome::local(429, Some("client over its rate limit"));
                 self.finish(listener, runtime, None, started, &outcome);
@@ -453,8 +456,8 @@ impl Conn<'_> {
             headers: &headers,
         };
         let Some((route, action)) = runtime.routes.lookup(&request) else {
-            let close = head.framing != BodyFraming::None || !head.keep_alive;
             self.cin.consume(head.head_len);
+            let close = !self.discard_body(&head, settings).await;
             self.respond_error(404, close).await;
             self.finish(
                 listener,
@@ -471,10 +474,9 @@ impl Conn<'_> {
                 body,
                 content_type,
             } => {
-                // The body is not read: close after answering a request that has one.
-                let close = head.framing != BodyFraming::None || !head.keep_alive;
                 let is_head = head.method == Method::Head;
                 self.cin.consume(head.head_len);
+                let close = !self.discard_body(&head, settings).await;
                 self.out.clear();
                 write_direct(&mut self.out, *status, content_type, body, close, is_head);
                 let ok = within(
@@ -515,6 +517,46 @@ impl Conn<'_> {
                 let (next, outcome) = self.proxy(view, listener, settings, &exchange).await;
                 self.finish(listener, runtime, Some(route), started, &outcome);
                 next
+            }
+        }
+    }
+
+    /// Read and drop the body of a request answered without a backend (head already
+    /// consumed), so the connection can carry the next request. True when the connection
+    /// may go on: the client keeps it alive and the body, if any, was at most
+    /// [`DISCARD_MAX`] bytes, well framed and sent in time. Otherwise the caller answers
+    /// with `Connection: close` and closes: reading a large body only to drop it would be
+    /// work for nothing, and a client waiting on `100-continue` sends none.
+    async fn discard_body(&mut self, head: &RequestHead, settings: &HttpSettings) -> bool {
+        if !head.keep_alive || head.expect_continue {
+            return false;
+        }
+        let mut tracker = BodyTracker::new(head.framing, &settings.limits);
+        if tracker.remaining_length().is_some_and(|n| n > DISCARD_MAX) {
+            return false;
+        }
+        let deadline = Instant::now() + settings.timeouts.client_header;
+        let mut dropped = 0u64;
+        loop {
+            if !self.cin.is_empty() || tracker.is_done() {
+                match tracker.feed(self.cin.data()) {
+                    Ok((n, done)) => {
+                        self.cin.consume(n);
+                        dropped += n as u64;
+                        if done {
+                            return true;
+                        }
+                    }
+                    Err(_) => return false,
+                }
+            }
+            if dropped > DISCARD_MAX {
+                return false; // a long chunked body
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match within(left, self.cin.read_more(&mut self.client)).await {
+                Ok(n) if n > 0 => {}
+                _ => return false,
             }
         }
     }
