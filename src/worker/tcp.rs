@@ -165,10 +165,7 @@ async fn serve_connection(
                 }
                 Err(e) => {
                     stats.tls_handshake_failed(e.reason());
-                    crate::log::info(format_args!(
-                        "listener {listener_name}: {source}: TLS handshake failed ({}): {e}",
-                        e.reason()
-                    ));
+                    log_handshake_failure(&listener_name, source, &e);
                     return;
                 }
             },
@@ -249,6 +246,37 @@ async fn serve_connection(
             listener.name
         )),
     }
+}
+
+/// Log a failed client handshake, at most one line a second per core: handshakes fail
+/// by the thousand under a scan or a misconfigured client, and a worker must not spend
+/// its time writing to stderr. The next line says how many were left out; the metrics
+/// count every one.
+fn log_handshake_failure(listener: &str, source: SocketAddr, e: &super::stream::HandshakeError) {
+    thread_local! {
+        static LAST: std::cell::Cell<(Option<Instant>, u64)> =
+            const { std::cell::Cell::new((None, 0)) };
+    }
+    LAST.with(|last| {
+        let (at, left_out) = last.get();
+        let now = Instant::now();
+        if at.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            last.set((at, left_out + 1));
+            return;
+        }
+        last.set((Some(now), 0));
+        let reason = e.reason();
+        if left_out == 0 {
+            crate::log::info(format_args!(
+                "listener {listener}: {source}: TLS handshake failed ({reason}): {e}"
+            ));
+        } else {
+            crate::log::info(format_args!(
+                "listener {listener}: {source}: TLS handshake failed ({reason}): {e} \
+                 ({left_out} more failures since the last such line)"
+            ));
+        }
+    });
 }
 
 /// How long a client on a PROXY-protocol listener has to send its header.
