@@ -639,4 +639,8 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; } # loadavg: the 1/5/15 min load aver
 print_load() { # print_load START: the load average at START (loadavg's output) and now
     printf 'Load average (1/5/15 min) at start: %s; at end: %s (includes every process on the machine).\n' \
         "$1" "$(loadavg)"
+    # The kernel's congestion control shapes large transfers on loopback: under BBR the
+    # origin paces its long-lived connections to a proxy (see bench/results-l7.md).
+    printf 'TCP congestion control: %s.\n' \
+        "$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo unknown)"
 }
