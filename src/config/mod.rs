@@ -167,22 +167,14 @@ pub struct PoolTls {
     pub ca: std::path::PathBuf,
     /// A digest of the CA bundle's contents.
     pub files_digest: u64,
+    /// Tells TLS settings apart (never 0, which stands for plain TCP): idle upstream
+    /// connections made under one are not reused under another, so a reload that
+    /// changes the CA verifies again. Worked out once here, not per request.
+    pub identity: u64,
     /// `sni` parsed.
     pub server_name: Option<rustls::pki_types::ServerName<'static>>,
     /// The rustls configuration backend connections are made with.
     pub client: std::sync::Arc<rustls::ClientConfig>,
-}
-
-impl PoolTls {
-    /// Tells TLS settings apart: idle upstream connections made with one may not be
-    /// reused under another (a reload that changes the CA must verify again).
-    pub fn identity(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&self.sni, &self.ca, self.files_digest).hash(&mut h);
-        // Never 0, which stands for plain TCP.
-        h.finish() | 1
-    }
 }
 
 impl PartialEq for PoolTls {

@@ -392,10 +392,14 @@ fn check_pool_tls(path: &str, raw: &RawPoolTls, errors: &mut Errors) -> Option<P
             None
         }
     };
+    let files_digest = digest.finish();
+    let mut identity = DefaultHasher::new();
+    (&raw.sni, &ca, files_digest).hash(&mut identity);
     Some(PoolTls {
+        identity: identity.finish() | 1,
         sni: raw.sni.clone(),
         ca,
-        files_digest: digest.finish(),
+        files_digest,
         server_name: server_name?,
         client: client?,
     })

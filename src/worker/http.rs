@@ -813,7 +813,7 @@ impl Conn<'_> {
                 tls: view.snapshot.config.pools[pool]
                     .tls
                     .as_ref()
-                    .map_or(0, |t| t.identity()),
+                    .map_or(0, |t| t.identity),
             };
             let parked = match reuse {
                 Reuse::Fresh => None,
@@ -1129,7 +1129,7 @@ impl Conn<'_> {
             {
                 let key = IdleKey {
                     addr: lease.addr,
-                    tls: pool_cfg.tls.as_ref().map_or(0, |t| t.identity()),
+                    tls: pool_cfg.tls.as_ref().map_or(0, |t| t.identity),
                 };
                 self.core.idle_pool().put(
                     key,
