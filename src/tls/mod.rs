@@ -433,6 +433,8 @@ pub fn handshake_failure_reason(err: &Error) -> &'static str {
             _ => "incompatible",
         },
         Error::InvalidMessage(rustls::InvalidMessage::UnknownProtocolVersion) => "protocol_version",
+        // A first record type that is none of TLS's: not TLS at all.
+        Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => "not_tls",
         Error::NoApplicationProtocol => "no_alpn",
         Error::DecryptError => "decrypt_error",
         Error::InvalidMessage(_)

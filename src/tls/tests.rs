@@ -775,6 +775,10 @@ fn failure_reasons_are_known_labels() {
             Error::InvalidMessage(rustls::InvalidMessage::MessageTooShort),
             "peer_misbehaved",
         ),
+        (
+            Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+            "not_tls",
+        ),
         (Error::DecryptError, "decrypt_error"),
         (Error::NoApplicationProtocol, "no_alpn"),
         (Error::General("x".into()), "other"),

@@ -380,11 +380,6 @@ impl HandshakeError {
     /// A short, fixed label for metrics.
     pub(crate) fn reason(&self) -> &'static str {
         match self {
-            // A first byte that is no TLS record type at all: most likely plain HTTP
-            // sent to the HTTPS port.
-            HandshakeError::Tls(rustls::Error::InvalidMessage(
-                rustls::InvalidMessage::InvalidContentType,
-            )) => "not_tls",
             HandshakeError::Tls(e) => crate::tls::handshake_failure_reason(e),
             HandshakeError::Io(_) => "io",
             HandshakeError::Timeout => "timeout",
