@@ -1202,7 +1202,7 @@ impl Conn<'_> {
                 };
             }
             match within(idle, self.cin.read_up_to(&mut self.client, BODY_CHUNK)).await {
-                Ok(n) if n > 0 => {}
+                Ok(n) if n > 0 => self.client.push_ack(),
                 _ => {
                     // The client went away (or stalled) mid-body: nothing to answer.
                     return Err((
@@ -1306,7 +1306,7 @@ impl Conn<'_> {
                         Err(sent)
                     };
                 }
-                Ok(_) => {}
+                Ok(_) => lease.stream.push_ack(),
                 Err(_) => return Err(sent),
             }
         }

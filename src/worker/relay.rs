@@ -101,6 +101,12 @@ async fn splice_direction(
                 Some(n) => {
                     buffered += n;
                     probably_empty = n < SMALL_READ;
+                    if !probably_empty {
+                        // A bulk stream: its sender may be waiting for this ACK (see
+                        // `push_ack`). Small reads are request/response traffic, where
+                        // the ACK rides on the reply and an extra call would cost.
+                        sys::push_ack(src_fd);
+                    }
                     activity.set(Instant::now());
                 }
                 None if buffered == 0 => {
@@ -197,6 +203,9 @@ async fn splice_len(
             match fill(src_fd, pipe, want)? {
                 Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Some(n) => {
+                    // We read at the destination's pace; the sender of a long body may
+                    // be waiting for the ACK the kernel would otherwise delay.
+                    sys::push_ack(src_fd);
                     buffered += n;
                     unread -= n as u64;
                     activity.set(Instant::now());

@@ -171,6 +171,14 @@ impl Stream {
             Stream::Detached => None,
         }
     }
+
+    /// After reading part of a body: send the ACK for it now rather than when the
+    /// kernel's delayed-ACK timer fires (see [`crate::sys::push_ack`]).
+    pub(crate) fn push_ack(&self) {
+        if let Some(fd) = self.fd() {
+            crate::sys::push_ack(fd);
+        }
+    }
 }
 
 fn detached() -> io::Error {
