@@ -319,10 +319,13 @@ pub(crate) async fn stream_relay(
 ) -> io::Result<RelayOutcome> {
     let activity = Cell::new(Instant::now());
     let detached = || io::Error::new(io::ErrorKind::NotConnected, "stream already relayed");
+    // The halves do not expose their socket; `push_ack` needs it.
+    let (client_fd, backend_fd) = (client.fd(), backend.fd());
     let (client_read, client_write) = client.into_split().ok_or_else(detached)?;
     let (backend_read, backend_write) = backend.into_split().ok_or_else(detached)?;
     let upstream = copy_direction(
         client_read,
+        client_fd,
         backend_write,
         buffer_bytes,
         &activity,
@@ -330,6 +333,7 @@ pub(crate) async fn stream_relay(
     );
     let downstream = copy_direction(
         backend_read,
+        backend_fd,
         client_write,
         buffer_bytes,
         &activity,
@@ -338,8 +342,11 @@ pub(crate) async fn stream_relay(
     race_idle(both(upstream, downstream), &activity, idle).await
 }
 
+/// One direction of [`stream_relay`]: read, write it all, until end-of-stream has been
+/// passed on. `src_fd` is `src`'s socket, for [`sys::push_ack`].
 async fn copy_direction(
     mut src: ReadHalf,
+    src_fd: Option<std::os::fd::RawFd>,
     mut dst: WriteHalf,
     buffer_bytes: usize,
     activity: &Cell<Instant>,
@@ -351,7 +358,13 @@ async fn copy_direction(
         buf = b;
         match res {
             Ok(0) => return dst.shutdown().await,
-            Ok(_) => activity.set(Instant::now()),
+            Ok(n) => {
+                if let Some(fd) = src_fd.filter(|_| n >= SMALL_READ) {
+                    // As in the splice relay: a bulk sender may be waiting for this ACK.
+                    sys::push_ack(fd);
+                }
+                activity.set(Instant::now());
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
