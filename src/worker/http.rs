@@ -1087,9 +1087,9 @@ impl Conn<'_> {
         );
 
         if resp.is_switching_protocols() {
-            return self
-                .upgrade(lease, &resp, head.upgrade, idle, listener)
-                .await;
+            // Boxed: the relay's future is large, and inline it would make every
+            // request's future as large, copied as it moves into place.
+            return Box::pin(self.upgrade(lease, &resp, head.upgrade, idle, listener)).await;
         }
 
         // The client's connection goes on unless it asked to close, its request body was
@@ -1443,7 +1443,8 @@ async fn upstream_stream(
         Some(name) => name.clone(),
         None => rustls::pki_types::ServerName::IpAddress(addr.ip().into()),
     };
-    match TlsStream::connect(tcp, tls.client.clone(), name, limit).await {
+    // Boxed, once per new connection: the handshake's future is large.
+    match Box::pin(TlsStream::connect(tcp, tls.client.clone(), name, limit)).await {
         Ok(stream) => Some(Stream::Tls(Box::new(stream))),
         Err(e) => {
             let stats = &view.pools[pool].stats[index];

@@ -577,7 +577,8 @@ impl TlsStream {
             }
             Err(e) => {
                 // rustls queued an alert that tells the peer why; send it if we can.
-                let _ = monoio::time::timeout(Duration::from_secs(1), self.flush()).await;
+                // Boxed: a timer inline would make every read's future larger.
+                let _ = Box::pin(monoio::time::timeout(Duration::from_secs(1), self.flush())).await;
                 let err = io::Error::new(io::ErrorKind::InvalidData, e.clone());
                 self.error = Some(e);
                 Err(err)

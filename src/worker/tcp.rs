@@ -158,17 +158,21 @@ async fn serve_connection(
             None => (Stream::Plain(client), early),
             // The handshake has the head's time limit: a client that trickles it is
             // the same slowloris as one that trickles a request head.
-            Some(config) => match TlsStream::accept(client, config, early, handshake_limit).await {
-                Ok(tls) => {
-                    stats.tls_handshakes_total.fetch_add(1, Ordering::Relaxed);
-                    (Stream::Tls(Box::new(tls)), Vec::new())
+            // Boxed, once per connection: the handshake's future is large, and inline it
+            // would make every connection's future as large.
+            Some(config) => {
+                match Box::pin(TlsStream::accept(client, config, early, handshake_limit)).await {
+                    Ok(tls) => {
+                        stats.tls_handshakes_total.fetch_add(1, Ordering::Relaxed);
+                        (Stream::Tls(Box::new(tls)), Vec::new())
+                    }
+                    Err(e) => {
+                        stats.tls_handshake_failed(e.reason());
+                        log_handshake_failure(&listener_name, source, &e);
+                        return;
+                    }
                 }
-                Err(e) => {
-                    stats.tls_handshake_failed(e.reason());
-                    log_handshake_failure(&listener_name, source, &e);
-                    return;
-                }
-            },
+            }
         };
         super::http::serve(&core, &name, stream, source, early, stats).await;
         return;
