@@ -555,6 +555,7 @@ AWK_L7='
     add(k SUBSEP "rps", field(line, "rps"))
     add(k SUBSEP "p50", field(line, "p50_us"))
     add(k SUBSEP "p99", field(line, "p99_us"))
+    runs_of[sc, run] = 1; one[p, sc, run, "rps"] = field(line, "rps"); one[p, sc, run, "p99"] = field(line, "p99_us")
     add(k SUBSEP "p999", field(line, "p999_us"))
     add(k SUBSEP "mean", field(line, "mean_us"))
     cpu = field(line, "proxy_cpu_ns"); req = field(line, "requests"); secs = field(line, "secs")
@@ -590,16 +591,31 @@ function l7_medians(suffix,   i, j, k, sc, brps, bp99, rps, p99) {
 }
 function l7_has_floor() { return index(" " proxies " ", " " floor " ") && index(" " proxies " ", " " base " ") && floor != base }
 # l7_floors(TITLE): per scenario, the floor row against the baseline: req/s at least, p99 no worse
+# The paired columns are the median over rounds of the ratio within each round: the two ran
+# back to back there, so drift of a noisy machine between rounds cancels out.
 function l7_floors(title,   j, sc, r, l) {
-    printf "\n%s (%s against %s, medians): req/s at least %s'"'"'s, p99 no worse.\n\n", title, floor, base, base
-    printf "| scenario | req/s ×%s | req/s floor | p99 ×%s | p99 floor |\n| --- | ---: | --- | ---: | --- |\n", base, base
+    printf "\n%s (%s against %s, medians): req/s at least %s'"'"'s, p99 no worse. Paired = median over\n", title, floor, base, base
+    printf "rounds of the ratio within each round (the two ran back to back), so drift between rounds cancels.\n\n"
+    printf "| scenario | req/s ×%s | req/s floor | p99 ×%s | p99 floor | paired req/s | paired p99 |\n", base, base
+    printf "| --- | ---: | --- | ---: | --- | ---: | ---: |\n"
     for (j = 1; j <= ns; j++) {
         sc = S[j]
         r = ratio(median(floor SUBSEP sc SUBSEP "rps"), median(base SUBSEP sc SUBSEP "rps"))
         l = ratio(median(floor SUBSEP sc SUBSEP "p99"), median(base SUBSEP sc SUBSEP "p99"))
-        printf "| %s | %s | %s | %s | %s |\n", sc, r, r == "-" ? "-" : (r + 0 >= 1 ? "ok" : "**below**"),
-            l, l == "-" ? "-" : (l + 0 <= 1 ? "ok" : "**worse**")
+        printf "| %s | %s | %s | %s | %s | %s | %s |\n", sc, r, r == "-" ? "-" : (r + 0 >= 1 ? "ok" : "**below**"),
+            l, l == "-" ? "-" : (l + 0 <= 1 ? "ok" : "**worse**"), paired(sc, "rps"), paired(sc, "p99")
     }
+}
+# paired(SCENARIO, METRIC): median over rounds of floor/base within the round ("-" if none)
+function paired(sc, m,   key, a, b, n) {
+    n = 0; cnt["paired" SUBSEP sc SUBSEP m] = 0   # a second table starts afresh
+    for (key in runs_of) {
+        split(key, a, SUBSEP); if (a[1] != sc) continue
+        b = one[base, sc, a[2], m]
+        if (b == "" || b == 0 || one[floor, sc, a[2], m] == "") continue
+        add("paired" SUBSEP sc SUBSEP m, one[floor, sc, a[2], m] / b); n++
+    }
+    return n ? sprintf("%.2f", median("paired" SUBSEP sc SUBSEP m)) : "-"
 }
 # l7_cpu(): the proxy CPU µs per request and busy share, a row per proxy (after the prose)
 function l7_cpu(   i, j, k) {
