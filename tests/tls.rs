@@ -60,6 +60,20 @@ fn admin_metrics(proxy: &Proxy) -> String {
     r.body
 }
 
+/// The metrics once `ready` holds for them, or after 5 s (the caller's assert then says
+/// what was missing). A failed handshake is counted just after its connection's last
+/// byte, so a client that saw the close can be a moment ahead of the counter.
+fn admin_metrics_when(proxy: &Proxy, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = admin_metrics(proxy);
+        if ready(&m) || std::time::Instant::now() >= deadline {
+            return m;
+        }
+        std::thread::yield_now();
+    }
+}
+
 #[test]
 fn sni_picks_the_certificate_and_unknown_names_get_the_default() {
     let dir = scratch_dir("tls-sni");
@@ -271,7 +285,7 @@ fn mutual_tls_refuses_bad_client_certificates_and_passes_the_subject() {
             "{what}: a request reached the backend"
         );
     }
-    let m = admin_metrics(&proxy);
+    let m = admin_metrics_when(&proxy, |m| ringway_failures(m) >= 3.0);
     let failures = |reason: &str| {
         metric(
             &m,
@@ -424,8 +438,8 @@ fn plain_http_to_a_tls_listener_is_told_to_use_https_and_never_reaches_a_backend
     assert_eq!(r.status, 400);
     assert!(r.text().contains("https://"), "{}", r.text());
     assert_eq!(backend.requests(), 0);
-    let m = admin_metrics(&proxy);
     let not_tls = "ringway_tls_handshake_failures_total{listener=\"web\",reason=\"not_tls\"}";
+    let m = admin_metrics_when(&proxy, |m| metric(m, not_tls).is_some());
     assert_eq!(metric(&m, not_tls), Some(1.0), "{m}");
     assert_eq!(ringway_failures(&m), 1.0, "{m}");
     // A real client still gets TLS on the same port.
