@@ -163,6 +163,45 @@ pub fn push_ack(fd: RawFd) {
     }
 }
 
+/// Accept one queued connection on a non-blocking listener without waiting: `Ok(None)`
+/// when the queue is empty. `nonblocking` gives the new socket `O_NONBLOCK`, to match
+/// what the runtime's own accept returns (set on the epoll driver, not on io_uring).
+pub fn try_accept(
+    listener: RawFd,
+    nonblocking: bool,
+) -> io::Result<Option<(std::net::TcpStream, SocketAddr)>> {
+    let flags = libc::SOCK_CLOEXEC | if nonblocking { libc::SOCK_NONBLOCK } else { 0 };
+    // SAFETY: try_init passes accept4 a zeroed address buffer and its length, which
+    // accept4 fills in; the caller keeps `listener` open for the call.
+    let accepted = unsafe {
+        socket2::SockAddr::try_init(|storage, len| {
+            check(libc::accept4(listener, storage.cast(), len, flags))
+        })
+    };
+    match accepted {
+        Ok((fd, addr)) => {
+            // SAFETY: accept4 returned a new descriptor that nothing else owns.
+            let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+            match addr.as_socket() {
+                Some(peer) => Ok(Some((stream, peer))),
+                None => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "accepted a socket without an IP address",
+                )),
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a descriptor is in non-blocking mode (`O_NONBLOCK`).
+pub fn is_nonblocking(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: F_GETFL on a descriptor the caller keeps open; no pointers involved.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    Ok(flags & libc::O_NONBLOCK != 0)
+}
+
 /// Whether an idle connection is still fit for a new request: open, with nothing
 /// unread. Peeks one byte without blocking: `EAGAIN` means open and quiet (fit); 0 means
 /// the peer closed; any byte means the peer sent something unasked (a late response or
@@ -323,5 +362,29 @@ mod tests {
         assert_eq!(quickack(client.as_raw_fd()), 0, "no pingpong mode to leave");
         push_ack(client.as_raw_fd());
         assert_eq!(quickack(client.as_raw_fd()), 1);
+    }
+
+    #[test]
+    fn try_accept_takes_every_queued_connection_then_reports_none() {
+        let listener = reuseport_tcp_listener("127.0.0.1:0".parse().unwrap(), 64).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let clients: Vec<_> = (0..3)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        let mut peers = Vec::new();
+        // The handshakes completed in connect(), so all three are queued; the listener is
+        // non-blocking, so an empty queue answers at once.
+        for nonblocking in [true, false, true] {
+            let (stream, peer) = try_accept(listener.as_raw_fd(), nonblocking)
+                .unwrap()
+                .expect("a queued connection");
+            assert_eq!(is_nonblocking(stream.as_raw_fd()).unwrap(), nonblocking);
+            peers.push(peer);
+        }
+        assert!(try_accept(listener.as_raw_fd(), false).unwrap().is_none());
+        let mut expected: Vec<_> = clients.iter().map(|c| c.local_addr().unwrap()).collect();
+        peers.sort();
+        expected.sort();
+        assert_eq!(peers, expected);
     }
 }
