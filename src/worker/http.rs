@@ -30,6 +30,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::core::{ActiveGuard, Core, CoreView, HttpRuntime, Tried};
+use super::deadline::Deadline;
 use super::stream::{Stream, TlsStream};
 use super::upstream::IdleKey;
 use crate::access_log::Entry;
@@ -161,17 +162,6 @@ async fn write_out(stream: &mut Stream, out: &mut Vec<u8>) -> io::Result<()> {
     res
 }
 
-/// Bound `fut` by `limit`; a timeout becomes `ErrorKind::TimedOut`.
-async fn within<T>(
-    limit: Duration,
-    fut: impl std::future::Future<Output = io::Result<T>>,
-) -> io::Result<T> {
-    match monoio::time::timeout(limit, fut).await {
-        Ok(res) => res,
-        Err(_) => Err(io::ErrorKind::TimedOut.into()),
-    }
-}
-
 /// Whether the client connection goes on after an exchange.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Next {
@@ -222,6 +212,8 @@ struct Conn<'a> {
     /// The subject of the client's verified TLS certificate (`Some(None)`: none sent),
     /// once a route asked for it.
     subject: Option<Option<String>>,
+    /// Bounds every wait of this connection, on either side.
+    timer: Deadline,
 }
 
 /// The request fields an access log line needs, copied out of the client buffer when
@@ -295,6 +287,7 @@ pub async fn serve(
         meta: LogMeta::default(),
         cookie: Vec::new(),
         subject: None,
+        timer: Deadline::default(),
     };
     loop {
         let head = {
@@ -383,17 +376,18 @@ impl Conn<'_> {
             }
             // Parse needs more: between requests the client has `client_idle` to start,
             // then `client_header` for the whole head, however slowly it trickles.
-            let limit = if self.cin.is_empty() {
-                settings.timeouts.client_idle
+            let now = Instant::now();
+            let deadline = if self.cin.is_empty() {
+                now + settings.timeouts.client_idle
             } else {
-                let deadline = *header_deadline
-                    .get_or_insert_with(|| Instant::now() + settings.timeouts.client_header);
-                deadline.saturating_duration_since(Instant::now())
+                *header_deadline.get_or_insert(now + settings.timeouts.client_header)
             };
             let started = !self.cin.is_empty();
             let read = {
                 let core = self.core;
-                let read = within(limit, self.cin.read_more(&mut self.client));
+                let read = self
+                    .timer
+                    .until(deadline, self.cin.read_more(&mut self.client));
                 if started {
                     read.await
                 } else {
@@ -479,12 +473,14 @@ impl Conn<'_> {
                 let close = !self.discard_body(&head, settings).await;
                 self.out.clear();
                 write_direct(&mut self.out, *status, content_type, body, close, is_head);
-                let ok = within(
-                    settings.timeouts.client_idle,
-                    write_out(&mut self.client, &mut self.out),
-                )
-                .await
-                .is_ok();
+                let ok = self
+                    .timer
+                    .within(
+                        settings.timeouts.client_idle,
+                        write_out(&mut self.client, &mut self.out),
+                    )
+                    .await
+                    .is_ok();
                 let sent = if is_head { 0 } else { body.len() as u64 };
                 let outcome = Outcome {
                     status: *status,
@@ -553,8 +549,11 @@ impl Conn<'_> {
             if dropped > DISCARD_MAX {
                 return false; // a long chunked body
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match within(left, self.cin.read_more(&mut self.client)).await {
+            match self
+                .timer
+                .until(deadline, self.cin.read_more(&mut self.client))
+                .await
+            {
                 Ok(n) if n > 0 => {}
                 _ => return false,
             }
@@ -618,11 +617,13 @@ impl Conn<'_> {
     async fn respond_error(&mut self, status: u16, close: bool) {
         self.out.clear();
         write_error(&mut self.out, status, close);
-        let _ = within(
-            Duration::from_secs(5),
-            write_out(&mut self.client, &mut self.out),
-        )
-        .await;
+        let _ = self
+            .timer
+            .within(
+                Duration::from_secs(5),
+                write_out(&mut self.client, &mut self.out),
+            )
+            .await;
     }
 }
 
@@ -876,8 +877,11 @@ impl Conn<'_> {
                     Err(_) => return Err(NoResponse::Malformed),
                 }
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match within(left, self.uin.read_more(&mut lease.stream)).await {
+            match self
+                .timer
+                .until(deadline, self.uin.read_more(&mut lease.stream))
+                .await
+            {
                 Ok(0) => return Err(NoResponse::Closed { nothing: !got_any }),
                 Ok(_) => got_any = true,
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(NoResponse::Timeout),
@@ -996,7 +1000,10 @@ impl Conn<'_> {
             }
             // A new upstream connection (or a retry) starts with nothing read from it.
             self.uin.clear();
-            let sent = within(idle, write_out(&mut lease.stream, &mut self.out)).await;
+            let sent = self
+                .timer
+                .within(idle, write_out(&mut lease.stream, &mut self.out))
+                .await;
             if sent.is_err() {
                 if lease.reused && retryable {
                     reuse = Reuse::Fresh;
@@ -1172,7 +1179,10 @@ impl Conn<'_> {
                     Err(e) => return Err(self.reject_body(e).await),
                 };
                 if n > 0 {
-                    let written = within(idle, self.cin.forward(n, &mut lease.stream)).await;
+                    let written = self
+                        .timer
+                        .within(idle, self.cin.forward(n, &mut lease.stream))
+                        .await;
                     self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     if written.is_err() {
                         lease.report(self.core, Passive::Reset);
@@ -1201,7 +1211,11 @@ impl Conn<'_> {
                     Err(_) => Err(self.fail(502, "request body relay failed", true).await),
                 };
             }
-            match within(idle, self.cin.read_up_to(&mut self.client, BODY_CHUNK)).await {
+            match self
+                .timer
+                .within(idle, self.cin.read_up_to(&mut self.client, BODY_CHUNK))
+                .await
+            {
                 Ok(n) if n > 0 => self.client.push_ack(),
                 _ => {
                     // The client went away (or stalled) mid-body: nothing to answer.
@@ -1237,7 +1251,9 @@ impl Conn<'_> {
                 }
             }
         }
-        if within(idle, write_out(&mut self.client, &mut self.out))
+        if self
+            .timer
+            .within(idle, write_out(&mut self.client, &mut self.out))
             .await
             .is_err()
         {
@@ -1258,12 +1274,13 @@ impl Conn<'_> {
                 if let Some(decoder) = decoder.as_mut() {
                     let progress = decoder.feed(self.uin.data()).map_err(|_| sent)?;
                     if let Some(span) = progress.data {
-                        within(
-                            idle,
-                            self.uin.write_range(span.start..span.end, &mut self.client),
-                        )
-                        .await
-                        .map_err(|_| sent)?;
+                        self.timer
+                            .within(
+                                idle,
+                                self.uin.write_range(span.start..span.end, &mut self.client),
+                            )
+                            .await
+                            .map_err(|_| sent)?;
                         sent += span.len() as u64;
                     }
                     self.uin.consume(progress.consumed);
@@ -1273,7 +1290,8 @@ impl Conn<'_> {
                 } else {
                     let (n, _) = tracker.feed(self.uin.data()).map_err(|_| sent)?;
                     if n > 0 {
-                        within(idle, self.uin.forward(n, &mut self.client))
+                        self.timer
+                            .within(idle, self.uin.forward(n, &mut self.client))
                             .await
                             .map_err(|_| sent)?;
                         sent += n as u64;
@@ -1296,7 +1314,11 @@ impl Conn<'_> {
                     };
                 }
             }
-            match within(idle, self.uin.read_up_to(&mut lease.stream, BODY_CHUNK)).await {
+            match self
+                .timer
+                .within(idle, self.uin.read_up_to(&mut lease.stream, BODY_CHUNK))
+                .await
+            {
                 Ok(0) => {
                     // End of stream: the end of an until-close body, else a truncation.
                     return if decoder.is_none() && tracker.eof() {
@@ -1315,7 +1337,9 @@ impl Conn<'_> {
     /// Forward an interim (1xx) response head as received; it has no body.
     async fn forward_interim(&mut self, resp: &ResponseHead, idle: Duration) -> io::Result<()> {
         let n = resp.head_len;
-        within(idle, self.uin.forward(n, &mut self.client)).await
+        self.timer
+            .within(idle, self.uin.forward(n, &mut self.client))
+            .await
     }
 
     /// A `101 Switching Protocols`: pass it on, then relay raw bytes both ways.
@@ -1351,7 +1375,9 @@ impl Conn<'_> {
             upstream: Some(lease.addr),
             reason: None,
         };
-        if within(idle, write_out(&mut self.client, &mut self.out))
+        if self
+            .timer
+            .within(idle, write_out(&mut self.client, &mut self.out))
             .await
             .is_err()
         {
@@ -1359,7 +1385,9 @@ impl Conn<'_> {
         }
         if !self.cin.is_empty() {
             let n = self.cin.data().len();
-            if within(idle, self.cin.forward(n, &mut lease.stream))
+            if self
+                .timer
+                .within(idle, self.cin.forward(n, &mut lease.stream))
                 .await
                 .is_err()
             {

@@ -5,6 +5,7 @@
 //! read with one atomic load per connection.
 
 mod core;
+mod deadline;
 mod http;
 mod relay;
 pub(crate) mod stream;
