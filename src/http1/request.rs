@@ -263,15 +263,9 @@ fn finish(
     // only, and the raw scan guarantees CRLF line endings.
     let line_start = head_len.saturating_sub(skip_leading_crlf(head).len());
     let line = head.get(line_start..).unwrap_or(&[]);
-    let sp1 = line
-        .iter()
-        .position(|&b| b == b' ')
-        .ok_or(bad(Why::StartLine))?;
+    let sp1 = memchr::memchr(b' ', line).ok_or(bad(Why::StartLine))?;
     let after = line.get(sp1 + 1..).unwrap_or(&[]);
-    let sp2 = after
-        .iter()
-        .position(|&b| b == b' ')
-        .ok_or(bad(Why::StartLine))?;
+    let sp2 = memchr::memchr(b' ', after).ok_or(bad(Why::StartLine))?;
     let method_span = Span::new(line_start, line_start + sp1);
     let target = Span::new(method_span.end + 1, method_span.end + 1 + sp2);
     // "HTTP/1.x" then CRLF.

@@ -131,9 +131,9 @@ pub fn parse_response_head_for<'b>(
     if !(100..=599).contains(&status) {
         return Err(bad(Why::Status));
     }
-    let line_end = head
-        .windows(2)
-        .position(|w| w == b"\r\n")
+    // scan_raw passed, so every LF follows a CR: the first LF ends the status line.
+    let line_end = memchr::memchr(b'\n', head)
+        .and_then(|lf| lf.checked_sub(1))
         .ok_or(bad(Why::StartLine))?;
     // "HTTP/1.1 200 " is 13 bytes; the reason may be absent.
     let reason = Span::new(13.min(line_end), line_end);
