@@ -826,6 +826,33 @@ fn rewrite_forwarding_fields() {
     );
 }
 
+/// The hand-written IPv4 text must be exactly what `Display` writes (one, two and
+/// three digit octets, zeros), and IPv6 still goes through `Display`.
+#[test]
+fn client_address_text_matches_display() {
+    let addrs = [
+        "0.0.0.0",
+        "127.0.0.1",
+        "10.20.30.40",
+        "192.0.2.255",
+        "255.255.255.255",
+        "1.10.100.200",
+        "::1",
+        "2001:db8::1",
+        "::ffff:192.0.2.1",
+    ];
+    for text in addrs {
+        let addr: IpAddr = text.parse().unwrap();
+        let mut out = b"x".to_vec();
+        super::rewrite::write_ip(&mut out, addr);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("x{addr}"),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn rewrite_upgrade_http10_and_chunked() {
     let raw = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n";
