@@ -29,13 +29,18 @@ pub(super) struct Deadline {
 }
 
 impl Deadline {
-    /// Wait for `fut` for at most `limit` from now.
-    pub(super) async fn within<T>(
-        &mut self,
+    /// Wait for `fut` for at most `limit` from now (from this call: callers await at
+    /// once). Not an `async fn` itself, so the wait's future is not wrapped, and moved,
+    /// once more.
+    pub(super) fn within<'a, T: 'a, F>(
+        &'a mut self,
         limit: Duration,
-        fut: impl Future<Output = io::Result<T>>,
-    ) -> io::Result<T> {
-        self.until(after(Instant::now(), limit), fut).await
+        fut: F,
+    ) -> impl Future<Output = io::Result<T>> + 'a
+    where
+        F: Future<Output = io::Result<T>> + 'a,
+    {
+        self.until(after(Instant::now(), limit), fut)
     }
 
     /// Wait for `fut` until `deadline`. Past it `fut` is dropped, which cancels its I/O,
