@@ -158,13 +158,19 @@ run_failed() {
 # rounds BODY NOTE(0|1): RUNS rounds; in each, every proxy of PROXIES in turn is started
 # (start_proxy NAME INDEX, defined by the script), measured by `BODY NAME RUN`, checked and
 # stopped. Rounds interleave the proxies, so slow drift of a noisy machine hits all of them
-# alike. NOTE=1: a proxy that did not start gets a note under the table.
+# alike, and each round starts one proxy further down the list (round 2 of "a b c" runs
+# b c a), so no proxy always runs first, or always right after the same one. INDEX stays
+# the proxy's place in PROXIES (its port). NOTE=1: a proxy that did not start gets a
+# note under the table.
 rounds() {
     local body="$1" note="$2" run proxy idx
+    local -a list
+    read -r -a list <<<"$PROXIES"
+    local n=${#list[@]} k
     for run in $(seq "$RUNS"); do
-        idx=0
-        for proxy in $PROXIES; do
-            idx=$((idx + 1))
+        for ((k = 0; k < n; k++)); do
+            proxy=${list[$(((k + run - 1) % n))]}
+            idx=$(((k + run - 1) % n + 1))
             if ! start_proxy "$proxy" "$idx"; then
                 log "  $proxy: not started, round $run skipped"
                 [[ "$note" == 1 ]] &&
@@ -592,10 +598,10 @@ function l7_medians(suffix,   i, j, k, sc, brps, bp99, rps, p99) {
 function l7_has_floor() { return index(" " proxies " ", " " floor " ") && index(" " proxies " ", " " base " ") && floor != base }
 # l7_floors(TITLE): per scenario, the floor row against the baseline: req/s at least, p99 no worse
 # The paired columns are the median over rounds of the ratio within each round: the two ran
-# back to back there, so drift of a noisy machine between rounds cancels out.
+# in the same round, minutes apart, so drift of a noisy machine between rounds cancels out.
 function l7_floors(title,   j, sc, r, l) {
     printf "\n%s (%s against %s, medians): req/s at least %s'"'"'s, p99 no worse. Paired = median over\n", title, floor, base, base
-    printf "rounds of the ratio within each round (the two ran back to back), so drift between rounds cancels.\n\n"
+    printf "rounds of the ratio within each round (the two ran in the same round), so drift between rounds cancels.\n\n"
     printf "| scenario | req/s ×%s | req/s floor | p99 ×%s | p99 floor | paired req/s | paired p99 |\n", base, base
     printf "| --- | ---: | --- | ---: | --- | ---: | ---: |\n"
     for (j = 1; j <= ns; j++) {
