@@ -17,10 +17,6 @@ use std::time::{Duration, Instant};
 
 use monoio::time::Sleep;
 
-/// How far ahead a limit too large to add to the clock is taken to end: in practice
-/// never, while still a real instant the timer can hold.
-const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
 /// The timer that bounds a connection's waits, one wait at a time.
 #[derive(Default)]
 pub(super) struct Deadline {
@@ -31,7 +27,8 @@ pub(super) struct Deadline {
 impl Deadline {
     /// Wait for `fut` for at most `limit` from now (from this call: callers await at
     /// once). Not an `async fn` itself, so the wait's future is not wrapped, and moved,
-    /// once more.
+    /// once more. `limit` is a validated timeout (at most `MAX_TIMEOUT`, so the sum
+    /// cannot overflow) or a constant.
     pub(super) fn within<'a, T: 'a, F>(
         &'a mut self,
         limit: Duration,
@@ -40,7 +37,7 @@ impl Deadline {
     where
         F: Future<Output = io::Result<T>> + 'a,
     {
-        self.until(after(Instant::now(), limit), fut)
+        self.until(Instant::now() + limit, fut)
     }
 
     /// Wait for `fut` until `deadline`. Past it `fut` is dropped, which cancels its I/O,
@@ -76,13 +73,6 @@ impl Deadline {
         // next wait moves it, it wakes the connection's task once, which then finds
         // nothing to do: cheaper than taking it out of the wheel after every wait.
     }
-}
-
-/// `now + limit`, or [`FOREVER`] from now when that does not fit in an `Instant`.
-fn after(now: Instant, limit: Duration) -> Instant {
-    now.checked_add(limit)
-        .or_else(|| now.checked_add(FOREVER))
-        .unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -183,15 +173,5 @@ mod tests {
             let err = deadline.until(past, slow).await.unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         });
-    }
-
-    #[test]
-    fn a_limit_too_large_for_the_clock_is_taken_as_forever() {
-        let now = Instant::now();
-        assert!(after(now, Duration::MAX) > now + Duration::from_secs(3600));
-        assert_eq!(
-            after(now, Duration::from_secs(1)),
-            now + Duration::from_secs(1)
-        );
     }
 }
