@@ -350,7 +350,6 @@ fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Decimal digits of `n` without going through `fmt`.
 /// Appends `addr` as text, as `Display` writes it. Every proxied request carries the
 /// client's address, so IPv4 is written octet by octet: going through `Display` and
 /// `fmt::Write` costs several times as much.
@@ -371,6 +370,7 @@ pub(crate) fn write_ip(out: &mut Vec<u8>, addr: IpAddr) {
     }
 }
 
+/// Decimal digits of `n` without going through `fmt`.
 pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
