@@ -404,8 +404,7 @@ impl Core {
     /// Woken by connection closes on this core, so a paused accept loop costs nothing.
     pub async fn below_cap(&self, gauge: &std::sync::atomic::AtomicI64, cap: usize) {
         std::future::poll_fn(|cx| {
-            let open = gauge.load(std::sync::atomic::Ordering::Relaxed).max(0) as usize;
-            if open < cap {
+            if !at_cap(gauge, cap) {
                 std::task::Poll::Ready(())
             } else {
                 self.0.paused.borrow_mut().push(cx.waker().clone());
@@ -711,6 +710,11 @@ impl Drop for ActiveGuard {
         let cell = &self.view.pools[self.pool].active[self.backend];
         cell.set(cell.get().saturating_sub(1));
     }
+}
+
+/// Whether `gauge` (a listener's open connections on this core) has reached `cap`.
+pub fn at_cap(gauge: &std::sync::atomic::AtomicI64, cap: usize) -> bool {
+    gauge.load(std::sync::atomic::Ordering::Relaxed).max(0) as usize >= cap
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ pub async fn accept_loop(core: Core, name: Rc<str>, listener: TcpListener) {
                 // connection's work, made the last of a burst of 150 new clients wait
                 // 50-150 ms.
                 for _ in 0..ACCEPT_BATCH {
-                    if stats.active_connections.load(Ordering::Relaxed).max(0) as usize >= cap {
+                    if super::core::at_cap(&stats.active_connections, cap) {
                         break;
                     }
                     let accepted = crate::sys::try_accept(listener.as_raw_fd(), nonblocking)
