@@ -1196,14 +1196,20 @@ impl Conn<'_> {
             // Nothing buffered and a large part of a body of known length still to come:
             // move it inside the kernel (socket, pipe, socket) instead of through user
             // space.
-            let plain = self.client.plain().zip(lease.stream.plain());
+            let plain = self.client.is_plain() && lease.stream.is_plain();
             let long = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN);
-            if let (Some((client, upstream)), Some(left)) = (plain, long) {
+            let sockets = match (plain, long) {
+                (true, Some(_)) => self.client.spliceable().zip(lease.stream.spliceable()),
+                _ => None,
+            };
+            if let (Some((client, upstream)), Some(left)) = (sockets, long) {
                 let moved = &self.stats.bytes_in;
                 let spliced = splice_body(self.core, client, upstream, left, idle, moved).await;
                 return match spliced {
                     Ok(()) => {
                         *tracker = BodyTracker::new(BodyFraming::None, &UPSTREAM_LIMITS);
+                        self.client.back_to_readiness();
+                        lease.stream.back_to_readiness();
                         Ok(())
                     }
                     // Either side may have failed; the exchange can not go on. If it was
@@ -1300,13 +1306,20 @@ impl Conn<'_> {
                     }
                 }
             }
-            let plain = self.client.plain().zip(lease.stream.plain());
-            if let (None, Some((client, upstream))) = (&decoder, plain) {
-                if let Some(left) = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN) {
+            let plain = self.client.is_plain() && lease.stream.is_plain();
+            let long = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN);
+            if let (None, true, Some(left)) = (&decoder, plain, long) {
+                if let Some((client, upstream)) =
+                    self.client.spliceable().zip(lease.stream.spliceable())
+                {
                     let moved = &self.stats.bytes_out;
                     let spliced = splice_body(self.core, upstream, client, left, idle, moved).await;
                     return match spliced {
-                        Ok(()) => Ok(sent + left),
+                        Ok(()) => {
+                            self.client.back_to_readiness();
+                            lease.stream.back_to_readiness();
+                            Ok(sent + left)
+                        }
                         Err(_) => {
                             lease.report(self.core, Passive::Reset);
                             Err(sent)
@@ -1394,7 +1407,13 @@ impl Conn<'_> {
                 return (Next::Close, outcome);
             }
         }
-        let relayed = match self.client.plain().zip(lease.stream.plain()) {
+        let plain = self.client.is_plain() && lease.stream.is_plain();
+        let sockets = if plain {
+            self.client.spliceable().zip(lease.stream.spliceable())
+        } else {
+            None
+        };
+        let relayed = match sockets {
             // From here on the pair is an L4 relay: splice both ways, as on a TCP listener.
             Some((client, upstream)) => {
                 let client_fd = std::os::fd::AsRawFd::as_raw_fd(client);
@@ -1464,7 +1483,7 @@ async fn upstream_stream(
     limit: Duration,
 ) -> Option<Stream> {
     let Some(tls) = &view.snapshot.config.pools[pool].tls else {
-        return Some(Stream::Plain(tcp));
+        return Some(Stream::readiness(tcp));
     };
     let addr = view.snapshot.config.pools[pool].backends[index].addr;
     let name = match &tls.server_name {

@@ -197,6 +197,15 @@ async fn splice_len(
         if since_yield >= FAIR_SHARE {
             since_yield = 0;
             yield_now().await;
+            // And a turn through the ring: on io_uring, the sockets the core drives by
+            // readiness (plain HTTP connections) are polled only when the runtime goes
+            // to the kernel to wait, which a task that is always runnable puts off. The
+            // wait is for what the loop does next anyway, so it costs no progress.
+            if buffered > 0 {
+                dst.writable(false).await?;
+            } else {
+                src.readable(false).await?;
+            }
         }
         if unread > 0 && buffered < capacity {
             let want = (capacity - buffered).min(usize::try_from(unread).unwrap_or(usize::MAX));

@@ -13,6 +13,20 @@
 //! Plaintext goes through rustls's own buffers (one copy each way on top of the
 //! encryption); ciphertext is read into and written from one `Vec` each, kept for the
 //! connection's life.
+//!
+//! A plain HTTP connection is read and written by **readiness** ([`Stream::Polled`]):
+//! its socket joins an epoll set that the worker's ring polls (monoio's `poll-io`), and
+//! each read or write is a direct system call once the socket is ready. A completion
+//! read (`IORING_OP_RECV`) costs more for small requests and responses: the kernel first
+//! tries it inline, finds nothing (the next request or the response is not there yet),
+//! then arms a one-shot poll, wakes, and tries again, twice per proxied request. The
+//! epoll set keeps each socket registered once, and one ring completion hands the
+//! worker every ready socket at once. Measured on one worker core (small responses, 50
+//! connections, wrk and the origin on the other core): 8–10% more requests/s, and
+//! inter-processor interrupts to the worker's core down from 0.19 to 0.07 per request.
+//! Splicing a body still waits through the ring
+//! ([`Stream::spliceable`] switches the socket back, [`Stream::back_to_readiness`] again
+//! after), and so does TLS, whose cost is the cryptography.
 
 use std::cell::RefCell;
 use std::io::{self, Read as _, Write as _};
@@ -22,9 +36,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::poll_io::{AsyncReadExt as _, AsyncWriteExt as _};
 use monoio::io::{
     AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
 };
+use monoio::net::tcp::stream_poll::TcpStreamPoll;
 use monoio::net::TcpStream;
 
 /// Ciphertext read per system call: a little over one full TLS record (16 KiB plus
@@ -38,8 +54,11 @@ This port speaks HTTPS: use https:// to connect.\n";
 
 /// A client or upstream connection.
 pub(crate) enum Stream {
-    /// Bytes as they are on the socket.
+    /// Bytes as they are on the socket, read and written by completion (the ring).
     Plain(TcpStream),
+    /// Bytes as they are on the socket, read and written by readiness (see the module
+    /// documentation): how plain HTTP connections are driven.
+    Polled(TcpStreamPoll),
     /// TLS terminated (client side) or originated (upstream side) by ringway.
     Tls(Box<TlsStream>),
     /// Handed over to a relay ([`Stream::take`]): every operation fails.
@@ -47,12 +66,46 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    /// The socket itself when bytes on it are the payload (not TLS records), so they
-    /// may be spliced.
-    pub(crate) fn plain(&self) -> Option<&TcpStream> {
+    /// A plain socket driven by readiness; by completion if the runtime can not
+    /// register it (the socket works either way).
+    pub(crate) fn readiness(tcp: TcpStream) -> Stream {
+        match tcp.try_into_poll_io() {
+            Ok(polled) => Stream::Polled(polled),
+            Err((_, tcp)) => Stream::Plain(tcp),
+        }
+    }
+
+    /// Whether bytes on the socket are the payload (not TLS records), so they may be
+    /// spliced.
+    pub(crate) fn is_plain(&self) -> bool {
+        matches!(self, Stream::Plain(_) | Stream::Polled(_))
+    }
+
+    /// The socket, for splicing, when bytes on it are the payload. Splicing waits for
+    /// readiness through the ring, so a readiness-driven socket leaves the epoll set
+    /// first; [`Stream::back_to_readiness`] brings it back. `None` for TLS, when detached, or
+    /// if the socket could not be switched.
+    pub(crate) fn spliceable(&mut self) -> Option<&TcpStream> {
+        if matches!(self, Stream::Polled(_)) {
+            if let Stream::Polled(tcp) = self.take() {
+                *self = match tcp.try_into_comp_io() {
+                    Ok(tcp) => Stream::Plain(tcp),
+                    Err((_, tcp)) => Stream::Polled(tcp),
+                };
+            }
+        }
         match self {
             Stream::Plain(tcp) => Some(tcp),
-            Stream::Tls(_) | Stream::Detached => None,
+            Stream::Polled(_) | Stream::Tls(_) | Stream::Detached => None,
+        }
+    }
+
+    /// Drive a plain socket by readiness again (after a splice).
+    pub(crate) fn back_to_readiness(&mut self) {
+        if matches!(self, Stream::Plain(_)) {
+            if let Stream::Plain(tcp) = self.take() {
+                *self = Stream::readiness(tcp);
+            }
         }
     }
 
@@ -64,7 +117,13 @@ impl Stream {
     /// Split into a receiving and a sending half that two tasks can use at once (a
     /// relay must read either side while it writes to the other). `None` when detached.
     pub(crate) fn into_split(self) -> Option<(ReadHalf, WriteHalf)> {
-        match self {
+        // The halves read and write through the ring.
+        let this = match self {
+            Stream::Polled(tcp) => Stream::Plain(tcp.try_into_comp_io().ok()?),
+            other => other,
+        };
+        match this {
+            Stream::Polled(_) => None,
             Stream::Plain(tcp) => {
                 let (r, w) = tcp.into_split();
                 Some((ReadHalf::Plain(r), WriteHalf::Plain(w)))
@@ -103,7 +162,7 @@ impl Stream {
     /// The TLS connection state (for the peer's certificate), if TLS.
     pub(crate) fn tls(&self) -> Option<&TlsStream> {
         match self {
-            Stream::Plain(_) | Stream::Detached => None,
+            Stream::Plain(_) | Stream::Polled(_) | Stream::Detached => None,
             Stream::Tls(tls) => Some(tls),
         }
     }
@@ -116,6 +175,12 @@ impl Stream {
                 let len = buf.len();
                 let (res, slice) = tcp.read(buf.slice_mut(len..)).await;
                 (res, slice.into_inner())
+            }
+            Stream::Polled(tcp) => {
+                // Into the spare capacity, as above; no initialising of it first.
+                let mut buf = buf;
+                let res = tcp.read_buf(&mut buf).await;
+                (res, buf)
             }
             Stream::Tls(tls) => {
                 let mut buf = buf;
@@ -137,6 +202,13 @@ impl Stream {
                 let (res, slice) = tcp.write_all(buf.slice(range)).await;
                 (res.map(|_| ()), slice.into_inner())
             }
+            Stream::Polled(tcp) => {
+                let res = match buf.get(range) {
+                    Some(bytes) => tcp.write_all(bytes).await,
+                    None => Err(io::ErrorKind::InvalidInput.into()),
+                };
+                (res, buf)
+            }
             Stream::Tls(tls) => {
                 let res = match buf.get(range) {
                     Some(bytes) => tls.write_all(bytes).await,
@@ -153,6 +225,7 @@ impl Stream {
     pub(crate) async fn close(&mut self) {
         let fd = match self {
             Stream::Plain(tcp) => tcp.as_raw_fd(),
+            Stream::Polled(tcp) => tcp.as_raw_fd(),
             Stream::Tls(tls) => {
                 tls.conn.send_close_notify();
                 let _ = monoio::time::timeout(Duration::from_secs(1), tls.flush()).await;
@@ -167,6 +240,7 @@ impl Stream {
     pub(crate) fn fd(&self) -> Option<RawFd> {
         match self {
             Stream::Plain(tcp) => Some(tcp.as_raw_fd()),
+            Stream::Polled(tcp) => Some(tcp.as_raw_fd()),
             Stream::Tls(tls) => Some(tls.tcp.as_raw_fd()),
             Stream::Detached => None,
         }
@@ -630,5 +704,91 @@ mod tests {
             .find(|h| h.name.eq_ignore_ascii_case("content-length"))
             .and_then(|h| std::str::from_utf8(h.value).ok()?.parse::<usize>().ok());
         assert_eq!(length, Some(super::PLAIN_HTTP_ANSWER.len() - head));
+    }
+}
+
+/// A plain stream switched between readiness and completion (as around a splice) keeps
+/// working in both, on both of the worker's runtimes, over real loopback sockets.
+#[cfg(test)]
+mod switching_tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// What `b` receives of `a`'s next write, or the read's error; bounded in time.
+    async fn exchange(a: &mut Stream, b: &mut Stream, bytes: &[u8]) -> io::Result<Vec<u8>> {
+        let (res, _) = a.write_range(bytes.to_vec(), 0..bytes.len()).await;
+        res?;
+        let mut got = Vec::with_capacity(64);
+        while got.len() < bytes.len() {
+            let (res, buf) = b.read_spare(got).await;
+            got = buf;
+            if res? == 0 {
+                break;
+            }
+        }
+        Ok(got)
+    }
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = monoio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connect = TcpStream::connect(addr).await.expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        (connect, accepted)
+    }
+
+    async fn switch_back_and_forth() {
+        let (a, b) = pair().await;
+        let (mut a, mut b) = (Stream::readiness(a), Stream::readiness(b));
+        assert!(
+            matches!(a, Stream::Polled(_)),
+            "readiness-driven from the start"
+        );
+        assert_eq!(exchange(&mut a, &mut b, b"one").await.unwrap(), b"one");
+        assert_eq!(exchange(&mut b, &mut a, b"two").await.unwrap(), b"two");
+
+        // As for a splice: completion IO, then back to readiness.
+        assert!(a.spliceable().is_some());
+        assert!(matches!(a, Stream::Plain(_)));
+        assert_eq!(exchange(&mut a, &mut b, b"three").await.unwrap(), b"three");
+        // Bytes that arrive while the socket is on completion IO are read after the
+        // switch back: the readiness already there is not lost with the switch.
+        let (res, _) = b.write_range(b"four".to_vec(), 0..4).await;
+        res.unwrap();
+        a.back_to_readiness();
+        assert!(matches!(a, Stream::Polled(_)));
+        let (res, got) = a.read_spare(Vec::with_capacity(16)).await;
+        assert_eq!(res.unwrap(), 4);
+        assert_eq!(got, b"four");
+        assert_eq!(exchange(&mut a, &mut b, b"five").await.unwrap(), b"five");
+
+        // The peer's close reads as the end of the stream.
+        drop(b);
+        let (res, _) = a.read_spare(Vec::with_capacity(16)).await;
+        assert_eq!(res.unwrap(), 0);
+    }
+
+    async fn bounded(fut: impl std::future::Future<Output = ()>) {
+        monoio::time::timeout(Duration::from_secs(10), fut)
+            .await
+            .expect("the exchange took more than 10 s");
+    }
+
+    #[test]
+    fn switching_keeps_a_stream_usable_on_io_uring() {
+        let Ok(mut rt) = crate::worker::build_uring() else {
+            // No io_uring here (old kernel or seccomp): the epoll test below still runs.
+            return;
+        };
+        rt.block_on(bounded(switch_back_and_forth()));
+    }
+
+    #[test]
+    fn switching_keeps_a_stream_usable_on_epoll() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime");
+        rt.block_on(bounded(switch_back_and_forth()));
     }
 }
