@@ -196,7 +196,7 @@ async fn splice_len(
     while unread > 0 || buffered > 0 {
         if since_yield >= FAIR_SHARE {
             since_yield = 0;
-            shares += 1;
+            shares = shares.wrapping_add(1);
             yield_now().await;
             // Every few shares, a turn through the ring as well: on io_uring, the
             // sockets the core drives by readiness (plain HTTP connections) are polled
