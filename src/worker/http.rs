@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use super::core::{ActiveGuard, Core, CoreView, HttpRuntime, Tried};
 use super::deadline::Deadline;
-use super::stream::{Stream, TlsStream};
+use super::stream::{splice_pair, Stream, TlsStream};
 use super::upstream::IdleKey;
 use crate::access_log::Entry;
 use crate::config::{AccessLogFormat, HttpSettings, Listener, Sticky};
@@ -1196,11 +1196,10 @@ impl Conn<'_> {
             // Nothing buffered and a large part of a body of known length still to come:
             // move it inside the kernel (socket, pipe, socket) instead of through user
             // space.
-            let plain = self.client.is_plain() && lease.stream.is_plain();
             let long = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN);
-            let sockets = match (plain, long) {
-                (true, Some(_)) => self.client.spliceable().zip(lease.stream.spliceable()),
-                _ => None,
+            let sockets = match long {
+                Some(_) => splice_pair(&mut self.client, &mut lease.stream),
+                None => None,
             };
             if let (Some((client, upstream)), Some(left)) = (sockets, long) {
                 let moved = &self.stats.bytes_in;
@@ -1306,12 +1305,9 @@ impl Conn<'_> {
                     }
                 }
             }
-            let plain = self.client.is_plain() && lease.stream.is_plain();
             let long = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN);
-            if let (None, true, Some(left)) = (&decoder, plain, long) {
-                if let Some((client, upstream)) =
-                    self.client.spliceable().zip(lease.stream.spliceable())
-                {
+            if let (None, Some(left)) = (&decoder, long) {
+                if let Some((client, upstream)) = splice_pair(&mut self.client, &mut lease.stream) {
                     let moved = &self.stats.bytes_out;
                     let spliced = splice_body(self.core, upstream, client, left, idle, moved).await;
                     return match spliced {
@@ -1407,13 +1403,7 @@ impl Conn<'_> {
                 return (Next::Close, outcome);
             }
         }
-        let plain = self.client.is_plain() && lease.stream.is_plain();
-        let sockets = if plain {
-            self.client.spliceable().zip(lease.stream.spliceable())
-        } else {
-            None
-        };
-        let relayed = match sockets {
+        let relayed = match splice_pair(&mut self.client, &mut lease.stream) {
             // From here on the pair is an L4 relay: splice both ways, as on a TCP listener.
             Some((client, upstream)) => {
                 let client_fd = std::os::fd::AsRawFd::as_raw_fd(client);

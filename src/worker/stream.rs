@@ -24,9 +24,9 @@
 //! worker every ready socket at once. Measured on one worker core (small responses, 50
 //! connections, wrk and the origin on the other core): 8–10% more requests/s, and
 //! inter-processor interrupts to the worker's core down from 0.19 to 0.07 per request.
-//! Splicing a body still waits through the ring
-//! ([`Stream::spliceable`] switches the socket back, [`Stream::back_to_readiness`] again
-//! after), and so does TLS, whose cost is the cryptography.
+//! Splicing a body still waits through the ring ([`splice_pair`] switches both sockets
+//! back, [`Stream::back_to_readiness`] again after), and so does TLS, whose cost is the
+//! cryptography.
 
 use std::cell::RefCell;
 use std::io::{self, Read as _, Write as _};
@@ -75,17 +75,9 @@ impl Stream {
         }
     }
 
-    /// Whether bytes on the socket are the payload (not TLS records), so they may be
-    /// spliced.
-    pub(crate) fn is_plain(&self) -> bool {
-        matches!(self, Stream::Plain(_) | Stream::Polled(_))
-    }
-
-    /// The socket, for splicing, when bytes on it are the payload. Splicing waits for
-    /// readiness through the ring, so a readiness-driven socket leaves the epoll set
-    /// first; [`Stream::back_to_readiness`] brings it back. `None` for TLS, when detached, or
-    /// if the socket could not be switched.
-    pub(crate) fn spliceable(&mut self) -> Option<&TcpStream> {
+    /// Switch a readiness-driven socket to completion IO, in place: it leaves the epoll
+    /// set. It stays readiness-driven if the switch fails (it works either way).
+    fn leave_readiness(&mut self) {
         if matches!(self, Stream::Polled(_)) {
             if let Stream::Polled(tcp) = self.take() {
                 *self = match tcp.try_into_comp_io() {
@@ -93,10 +85,6 @@ impl Stream {
                     Err((_, tcp)) => Stream::Polled(tcp),
                 };
             }
-        }
-        match self {
-            Stream::Plain(tcp) => Some(tcp),
-            Stream::Polled(_) | Stream::Tls(_) | Stream::Detached => None,
         }
     }
 
@@ -116,13 +104,10 @@ impl Stream {
 
     /// Split into a receiving and a sending half that two tasks can use at once (a
     /// relay must read either side while it writes to the other). `None` when detached.
-    pub(crate) fn into_split(self) -> Option<(ReadHalf, WriteHalf)> {
+    pub(crate) fn into_split(mut self) -> Option<(ReadHalf, WriteHalf)> {
         // The halves read and write through the ring.
-        let this = match self {
-            Stream::Polled(tcp) => Stream::Plain(tcp.try_into_comp_io().ok()?),
-            other => other,
-        };
-        match this {
+        self.leave_readiness();
+        match self {
             Stream::Polled(_) => None,
             Stream::Plain(tcp) => {
                 let (r, w) = tcp.into_split();
@@ -251,6 +236,30 @@ impl Stream {
     pub(crate) fn push_ack(&self) {
         if let Some(fd) = self.fd() {
             crate::sys::push_ack(fd);
+        }
+    }
+}
+
+/// The two sockets, for splicing between them, when bytes on both are the payload (not
+/// TLS records). Splicing waits for readiness through the ring, so both leave the epoll
+/// set first; [`Stream::back_to_readiness`] brings each back after. `None`, with both
+/// left as they were, for TLS, when detached, or if a socket could not be switched.
+pub(crate) fn splice_pair<'a>(
+    a: &'a mut Stream,
+    b: &'a mut Stream,
+) -> Option<(&'a TcpStream, &'a TcpStream)> {
+    let plain = |s: &Stream| matches!(s, Stream::Plain(_) | Stream::Polled(_));
+    if !(plain(a) && plain(b)) {
+        return None;
+    }
+    a.leave_readiness();
+    b.leave_readiness();
+    match (a, b) {
+        (Stream::Plain(a), Stream::Plain(b)) => Some((a, b)),
+        (a, b) => {
+            a.back_to_readiness();
+            b.back_to_readiness();
+            None
         }
     }
 }
@@ -748,8 +757,8 @@ mod switching_tests {
         assert_eq!(exchange(&mut b, &mut a, b"two").await.unwrap(), b"two");
 
         // As for a splice: completion IO, then back to readiness.
-        assert!(a.spliceable().is_some());
-        assert!(matches!(a, Stream::Plain(_)));
+        assert!(splice_pair(&mut a, &mut b).is_some());
+        assert!(matches!(a, Stream::Plain(_)) && matches!(b, Stream::Plain(_)));
         assert_eq!(exchange(&mut a, &mut b, b"three").await.unwrap(), b"three");
         // Bytes that arrive while the socket is on completion IO are read after the
         // switch back: the readiness already there is not lost with the switch.
@@ -760,7 +769,10 @@ mod switching_tests {
         let (res, got) = a.read_spare(Vec::with_capacity(16)).await;
         assert_eq!(res.unwrap(), 4);
         assert_eq!(got, b"four");
+        // One side readiness-driven, the other on completion IO, then both back.
         assert_eq!(exchange(&mut a, &mut b, b"five").await.unwrap(), b"five");
+        b.back_to_readiness();
+        assert_eq!(exchange(&mut b, &mut a, b"six").await.unwrap(), b"six");
 
         // The peer's close reads as the end of the stream.
         drop(b);
