@@ -93,6 +93,14 @@ mod tests {
         Ok(value)
     }
 
+    /// The wait ended on its deadline, not with the operation's result.
+    fn assert_timed_out(res: io::Result<u32>) {
+        match res {
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
+            Ok(v) => panic!("the operation won with {v}; the deadline should have"),
+        }
+    }
+
     #[test]
     fn the_operation_wins_when_it_ends_before_the_deadline() {
         runtime().block_on(async {
@@ -115,11 +123,7 @@ mod tests {
             let mut deadline = Deadline::default();
             let start = Instant::now();
             let slow = ready_at(start + Duration::from_secs(30), 1);
-            let err = deadline
-                .within(Duration::from_millis(20), slow)
-                .await
-                .unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+            assert_timed_out(deadline.within(Duration::from_millis(20), slow).await);
             let took = start.elapsed();
             assert!(took >= Duration::from_millis(20), "ended early: {took:?}");
             assert!(took < Duration::from_secs(5), "ended late: {took:?}");
@@ -155,11 +159,7 @@ mod tests {
             // near the short limit, not the long one set before.
             let begun = Instant::now();
             let slow = ready_at(begun + Duration::from_secs(30), 3);
-            let err = deadline
-                .within(Duration::from_millis(20), slow)
-                .await
-                .unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+            assert_timed_out(deadline.within(Duration::from_millis(20), slow).await);
             assert!(begun.elapsed() < Duration::from_secs(5));
         });
     }
@@ -170,8 +170,7 @@ mod tests {
             let mut deadline = Deadline::default();
             let past = Instant::now();
             let slow = ready_at(past + Duration::from_secs(30), 1);
-            let err = deadline.until(past, slow).await.unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+            assert_timed_out(deadline.until(past, slow).await);
         });
     }
 }
