@@ -81,7 +81,7 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
 }
 
-/// Buffer sizes for relaying bytes.
+/// Buffer sizes for relaying bytes, and how long an idle worker polls before it sleeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
     /// Capacity requested for each splice pipe (`F_SETPIPE_SZ`); a power of two in
@@ -89,13 +89,21 @@ pub struct Tuning {
     pub pipe_bytes: usize,
     /// Size of each user-space buffer in [`RelayMode::Buffered`]; 1024..=16777216.
     pub copy_buffer_bytes: usize,
+    /// How long a worker on io_uring keeps polling for events after its last activity
+    /// before it sleeps (zero: it sleeps at once); at most [`MAX_BUSY_POLL`].
+    pub busy_poll: Duration,
 }
+
+/// Upper bound for `tuning.busy_poll`: past this, polling is no longer a bridge between
+/// bursts but a core kept busy for nothing.
+pub const MAX_BUSY_POLL: Duration = Duration::from_millis(100);
 
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
             pipe_bytes: DEFAULT_PIPE_BYTES,
             copy_buffer_bytes: DEFAULT_COPY_BUFFER_BYTES,
+            busy_poll: Duration::ZERO,
         }
     }
 }

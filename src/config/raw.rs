@@ -32,12 +32,13 @@ pub(super) struct RawConfig {
     pub admin: Option<String>,
 }
 
-/// `tuning: (pipe_bytes: ..., copy_buffer_bytes: ...)`.
+/// `tuning: (pipe_bytes: ..., copy_buffer_bytes: ..., busy_poll: "50us")`.
 #[derive(Debug, Deserialize)]
 #[serde(rename = "Tuning", deny_unknown_fields)]
 pub(super) struct RawTuning {
     pub pipe_bytes: Option<usize>,
     pub copy_buffer_bytes: Option<usize>,
+    pub busy_poll: Option<String>,
 }
 
 /// One entry of `listeners: [...]`.

@@ -35,7 +35,7 @@ const BASE: &str = r#"(
         ]),
         (name: "www", balance: Maglev, backends: [(addr: "10.0.0.1:80")]),
     ],
-    tuning: (pipe_bytes: 65536, copy_buffer_bytes: 16384),
+    tuning: (pipe_bytes: 65536, copy_buffer_bytes: 16384, busy_poll: "50us"),
 )"#;
 
 fn addr(s: &str) -> SocketAddr {
@@ -121,6 +121,7 @@ fn issue_sample_parses_to_expected_values() {
         tuning: Tuning {
             pipe_bytes: 1_048_576,
             copy_buffer_bytes: 65_536,
+            busy_poll: Duration::ZERO,
         },
         shutdown_grace: Duration::from_secs(30),
         admin: None,
@@ -146,7 +147,8 @@ fn base_parses_with_every_field_honoured() {
         config.tuning,
         Tuning {
             pipe_bytes: 65_536,
-            copy_buffer_bytes: 16_384
+            copy_buffer_bytes: 16_384,
+            busy_poll: Duration::from_micros(50),
         }
     );
 }
@@ -162,6 +164,11 @@ fn defaults_fill_absent_optional_fields() {
     assert_eq!(config.tuning, Tuning::default());
     assert_eq!(config.tuning.pipe_bytes, 1_048_576);
     assert_eq!(config.tuning.copy_buffer_bytes, 65_536);
+    assert_eq!(
+        config.tuning.busy_poll,
+        Duration::ZERO,
+        "busy polling is opt-in"
+    );
     let listener = &config.listeners[0];
     assert_eq!(
         listener.protocol,
@@ -483,6 +490,16 @@ fn each_single_mistake_is_reported_at_its_path() {
             &[("copy_buffer_bytes: 16384", "copy_buffer_bytes: 16777217")],
             "tuning.copy_buffer_bytes",
             &["got 16777217"],
+        ),
+        (
+            &[("busy_poll: \"50us\"", "busy_poll: \"101ms\"")],
+            "tuning.busy_poll",
+            &["\"101ms\" is too long", "at most 100ms"],
+        ),
+        (
+            &[("busy_poll: \"50us\"", "busy_poll: \"50\"")],
+            "tuning.busy_poll",
+            &["invalid duration \"50\""],
         ),
     ];
     for (edits, want_path, fragments) in cases {
@@ -1183,4 +1200,18 @@ fn tls_certificate_files_are_read_and_named_in_errors() {
                 && m.contains("/dev/zero")),
         "{messages:#?}"
     );
+}
+
+#[test]
+fn busy_poll_accepts_zero_up_to_its_bound() {
+    for (written, expected) in [
+        ("0s", Duration::ZERO),
+        ("20us", Duration::from_micros(20)),
+        ("0.5ms", Duration::from_micros(500)),
+        ("100ms", crate::config::MAX_BUSY_POLL),
+    ] {
+        let text = edit_base(&[("busy_poll: \"50us\"", &format!("busy_poll: \"{written}\""))]);
+        let config = Config::parse(&text).unwrap_or_else(|e| panic!("{written}: {e:?}"));
+        assert_eq!(config.tuning.busy_poll, expected, "{written}");
+    }
 }

@@ -24,7 +24,8 @@ use super::{
     DEFAULT_CLIENT_HEADER_TIMEOUT, DEFAULT_CLIENT_IDLE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_CONSECUTIVE_FAILURES, DEFAULT_EJECT_FOR, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE_IDLE,
     DEFAULT_KEEPALIVE_MAX_IDLE, DEFAULT_MAX_FLOWS, DEFAULT_PANIC_THRESHOLD, DEFAULT_SHUTDOWN_GRACE,
-    DEFAULT_UDP_IDLE_TIMEOUT, DEFAULT_UPSTREAM_RESPONSE_TIMEOUT, MAX_TIMEOUT, MAX_WORKERS,
+    DEFAULT_UDP_IDLE_TIMEOUT, DEFAULT_UPSTREAM_RESPONSE_TIMEOUT, MAX_BUSY_POLL, MAX_TIMEOUT,
+    MAX_WORKERS,
 };
 
 /// Inclusive bounds for `tuning.pipe_bytes`: one page up to 16 MiB.
@@ -1102,9 +1103,30 @@ fn check_tuning(raw: Option<&RawTuning>, errors: &mut Errors) -> Tuning {
             format!("must be between {copy_min} and {copy_max}, got {copy_buffer_bytes}"),
         );
     }
+    let busy_poll = match raw.and_then(|t| t.busy_poll.as_deref()) {
+        None => defaults.busy_poll,
+        Some(text) => match parse_duration(text) {
+            Ok(d) if d <= MAX_BUSY_POLL => d,
+            Ok(_) => {
+                errors.push(
+                    "tuning.busy_poll",
+                    format!(
+                        "{text:?} is too long (at most {}ms; \"0s\" turns it off)",
+                        MAX_BUSY_POLL.as_millis()
+                    ),
+                );
+                defaults.busy_poll
+            }
+            Err(reason) => {
+                errors.push("tuning.busy_poll", reason);
+                defaults.busy_poll
+            }
+        },
+    };
     Tuning {
         pipe_bytes,
         copy_buffer_bytes,
+        busy_poll,
     }
 }
 

@@ -4,6 +4,7 @@
 //! Nothing here is shared between cores except the published [`SharedSnapshot`], which is
 //! read with one atomic load per connection.
 
+mod busy_poll;
 mod core;
 mod deadline;
 mod http;
@@ -122,7 +123,7 @@ fn run(spec: WorkerSpec) -> io::Result<()> {
             if crate::sys::io_uring_available() {
                 match build_uring() {
                     Ok(mut rt) => {
-                        rt.block_on(serve(spec));
+                        rt.block_on(serve(spec, true));
                         return Ok(());
                     }
                     Err(e) => log_fallback(&e.to_string()),
@@ -179,7 +180,7 @@ fn build_uring_with(
 
 fn run_uring(spec: WorkerSpec) -> io::Result<()> {
     let mut rt = build_uring()?;
-    rt.block_on(serve(spec));
+    rt.block_on(serve(spec, true));
     Ok(())
 }
 
@@ -187,7 +188,7 @@ fn run_legacy(spec: WorkerSpec) -> io::Result<()> {
     let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
         .enable_timer()
         .build()?;
-    rt.block_on(serve(spec));
+    rt.block_on(serve(spec, false));
     Ok(())
 }
 
@@ -233,8 +234,9 @@ type TaskBox = std::pin::Pin<Box<dyn Future<Output = ()>>>;
 
 /// The worker's main task: accept on every listener until a graceful stop begins, then
 /// let in-flight connections finish until the grace deadline. On each tick it also picks
-/// up listeners added by a reload and closes the ones a reload removed.
-async fn serve(spec: WorkerSpec) {
+/// up listeners added by a reload and closes the ones a reload removed, and (on io_uring,
+/// `on_ring`) starts the busy-polling spinner when the config asks for it.
+async fn serve(spec: WorkerSpec, on_ring: bool) {
     let core = Core::new(
         spec.index,
         spec.workers,
@@ -254,6 +256,11 @@ async fn serve(spec: WorkerSpec) {
     let _ = spec.ready.send(core.index());
     let lifecycle = spec.lifecycle;
     let new_listeners = spec.new_listeners;
+    // Busy polling needs the ring: see busy_poll's module doc.
+    let spinner = busy_poll::Spinner::default();
+    if on_ring {
+        spinner.ensure(&core, core.view().snapshot.config.tuning.busy_poll);
+    }
     let mut tick = Box::pin(monoio::time::sleep(POLL_INTERVAL));
     // The accept loops live inside this future (not spawned), so dropping one closes
     // its socket at once: that is how a removed listener or a drain stops accepting.
@@ -281,6 +288,9 @@ async fn serve(spec: WorkerSpec) {
                 if !batch.is_empty() {
                     let _ = histograms.send(batch);
                 }
+            }
+            if on_ring {
+                spinner.ensure(&core, view.snapshot.config.tuning.busy_poll);
             }
             tick = Box::pin(monoio::time::sleep(POLL_INTERVAL));
         }

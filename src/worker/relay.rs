@@ -266,7 +266,10 @@ async fn yield_now() {
 /// end of stream), `None` when nothing can be read right now.
 fn fill(src_fd: std::os::fd::RawFd, pipe: &Pipe, want: usize) -> io::Result<Option<usize>> {
     match sys::splice(src_fd, pipe.write_fd(), want) {
-        Ok(n) => Ok(Some(n)),
+        Ok(n) => {
+            super::busy_poll::note_activity();
+            Ok(Some(n))
+        }
         Err(e)
             if matches!(
                 e.kind(),
@@ -373,6 +376,7 @@ async fn copy_direction(
     loop {
         let (res, b) = src.read(buf).await;
         buf = b;
+        super::busy_poll::note_activity();
         match res {
             Ok(0) => return dst.shutdown().await,
             Ok(n) => {

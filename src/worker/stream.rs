@@ -155,6 +155,9 @@ impl Stream {
     /// Read once into the spare capacity of `buf` (after its length), appending.
     /// `Ok(0)` is the end of the stream.
     pub(crate) async fn read_spare(&mut self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        // A connection reads after it has done something (accepted, parsed, forwarded):
+        // that is the progress that keeps busy polling on.
+        super::busy_poll::note_activity();
         match self {
             Stream::Plain(tcp) => {
                 let len = buf.len();

@@ -44,6 +44,7 @@ pub async fn accept_loop(core: Core, name: Rc<str>, listener: TcpListener) {
         }
         match listener.accept().await {
             Ok((stream, peer)) => {
+                super::busy_poll::note_activity();
                 let nonblocking = *accepts_nonblocking.get_or_insert_with(|| {
                     crate::sys::is_nonblocking(stream.as_raw_fd()).unwrap_or(false)
                 });

@@ -47,6 +47,7 @@ pub async fn serve(core: Core, name: Rc<str>, socket: UdpSocket) {
         buf.clear();
         let (received, b) = socket.recv_from(buf).await;
         buf = b;
+        super::busy_poll::note_activity();
         // Errors on an unconnected socket are per-datagram (e.g. a truncated read);
         // they say nothing about the listener, so the loop carries on.
         let Ok((_, client)) = received else { continue };
