@@ -50,6 +50,9 @@ RINGWAY="${RINGWAY:-$ROOT/target/release/ringway}"
 RINGWAY_TEMPLATE="${RINGWAY_TEMPLATE:-$ROOT/bench/http/ringway.ron}"
 LUA_SCRIPT="${LUA_SCRIPT:-$ROOT/bench/http/latency.lua}"
 BUILD="${BUILD:-1}"                   # 1: cargo build --release before running (if ringway is a row)
+# Busy polling for both proxies that have it: ringway's tuning.busy_poll set to this budget
+# (e.g. 50us) and HAProxy's `busy-polling` (always on; nginx has none). Empty: both off.
+BUSY_POLL="${BUSY_POLL:-}"
 
 TMP="$(mktemp -d /tmp/ringway-http.XXXXXX)"
 RESULTS="$TMP/results.tsv"            # proxy <TAB> scenario <TAB> run <TAB> key=value fields
@@ -104,11 +107,18 @@ fi
 # ------------------------------------------------------------------------------------------
 # Proxies
 
-write_ringway() { # write_ringway FILE PORT: the template with the ports filled in
-    sed -e "s/@PORT@/$2/g" -e "s/@BACKEND_PORT@/$BACKEND_PORT/g" "$RINGWAY_TEMPLATE" >"$1"
+write_ringway() { # write_ringway FILE PORT: the template with the ports and busy_poll filled in
+    sed -e "s/@PORT@/$2/g" -e "s/@BACKEND_PORT@/$BACKEND_PORT/g" \
+        -e "s/@BUSY_POLL@/${BUSY_POLL:-0s}/g" "$RINGWAY_TEMPLATE" >"$1"
 }
 
-write_haproxy() { write_haproxy_http "$@"; } # write_haproxy FILE PORT
+write_haproxy() { # write_haproxy FILE PORT
+    if [[ -n "$BUSY_POLL" ]]; then
+        write_haproxy_http "$1" "$2" "" busy-polling
+    else
+        write_haproxy_http "$1" "$2"
+    fi
+}
 
 write_nginx() { write_nginx_http "$@"; } # write_nginx FILE PORT
 
@@ -192,6 +202,11 @@ command -v h2load >/dev/null && versions+=", $(h2load --version 2>&1 | head -1)"
 command -v haproxy >/dev/null && versions+=", $(haproxy -v 2>&1 | head -1 | awk '{ print "HAProxy " $3 }')"
 versions+=", $(nginx -v 2>&1 | sed 's/^nginx version: //')"
 printf '\nTools: %s.\n' "$versions"
+if [[ -n "$BUSY_POLL" ]]; then
+    printf 'Busy polling on: ringway tuning.busy_poll %s, HAProxy busy-polling (nginx has none).\n' "$BUSY_POLL"
+else
+    printf 'Busy polling off (the default) for every proxy.\n'
+fi
 print_load "$LOAD_START"
 if [[ "${KEEP_TMP:-0}" == 1 ]]; then
     printf 'Raw results: %s (configs and logs in %s)\n' "$RESULTS" "$TMP"
