@@ -86,6 +86,7 @@ async fn splice_direction(
     // request/response traffic that speculative call was a third of all splices; for
     // bulk streams reads are large and the speculative call usually moves data.
     let mut probably_empty = false;
+    let mut share = FairShare::default();
     loop {
         if probably_empty && buffered == 0 && !eof {
             // Readiness waits are level-triggered (io_uring poll, or epoll plus a poll
@@ -119,7 +120,13 @@ async fn splice_direction(
         }
         // Drain: push the pipe's bytes to the destination.
         if buffered > 0 {
-            buffered -= drain(pipe, dst, buffered, moved, activity).await?;
+            let n = drain(pipe, dst, buffered, moved, activity).await?;
+            buffered -= n;
+            // A stream whose two sides are always ready never waits above; without a
+            // turn now and then it would keep the core from every other connection.
+            if !(eof && buffered == 0) {
+                take_turn(share.moved(n), src, dst, buffered).await?;
+            }
         }
         if eof && buffered == 0 {
             // Pass the half-close on: the other side reads end-of-stream but may still
@@ -192,25 +199,8 @@ async fn splice_len(
     // every other connection of the core waits (low median, long tail).
     let capacity = pipe.capacity().min(FAIR_SHARE);
     let (mut unread, mut buffered) = (len, 0usize);
-    let (mut since_yield, mut shares) = (0usize, 0u32);
+    let mut share = FairShare::default();
     while unread > 0 || buffered > 0 {
-        if since_yield >= FAIR_SHARE {
-            since_yield = 0;
-            shares = shares.wrapping_add(1);
-            yield_now().await;
-            // Every few shares, a turn through the ring as well: on io_uring, the
-            // sockets the core drives by readiness (plain HTTP connections) are polled
-            // only when the runtime goes to the kernel to wait, which a task that is
-            // always runnable puts off. The wait is for what the loop does next anyway;
-            // it costs a round trip through the ring, so not after every share.
-            if shares % RING_TURN_SHARES == 0 {
-                if buffered > 0 {
-                    dst.writable(false).await?;
-                } else {
-                    src.readable(false).await?;
-                }
-            }
-        }
         if unread > 0 && buffered < capacity {
             let want = (capacity - buffered).min(usize::try_from(unread).unwrap_or(usize::MAX));
             match fill(src_fd, pipe, want)? {
@@ -233,18 +223,83 @@ async fn splice_len(
         if buffered > 0 {
             let n = drain(pipe, dst, buffered, moved, activity).await?;
             buffered -= n;
-            since_yield += n;
+            if unread > 0 || buffered > 0 {
+                take_turn(share.moved(n), src, dst, buffered).await?;
+            }
         }
     }
     Ok(())
 }
 
-/// Bytes one body splice moves before letting the other tasks of its core run.
+/// Bytes one splice loop moves before letting the other tasks of its core run.
 const FAIR_SHARE: usize = 128 * 1024;
 
-/// Fair shares between two turns through the ring (see `splice_len`): 512 KiB, a
-/// fraction of a millisecond of splicing on loopback.
+/// Fair shares between two turns through the ring: 512 KiB, a fraction of a millisecond
+/// of splicing on loopback.
 const RING_TURN_SHARES: u32 = 4;
+
+/// The turn a splice loop owes its core after moving some bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Turn {
+    /// Within its share: go on.
+    None,
+    /// A share used: let every other ready task run once.
+    Yield,
+    /// Every few shares: yield, and wait once through the ring as well (see `take_turn`).
+    Ring,
+}
+
+/// Counts what a splice loop moves and says when a turn is due: a loop whose sockets are
+/// always ready never waits, so without turns one stream would keep the core to itself
+/// (the other connections' latency, not this one's, pays).
+#[derive(Debug, Default)]
+struct FairShare {
+    since_turn: usize,
+    shares: u32,
+}
+
+impl FairShare {
+    /// Count `n` bytes moved; the turn due now.
+    fn moved(&mut self, n: usize) -> Turn {
+        self.since_turn += n;
+        if self.since_turn < FAIR_SHARE {
+            return Turn::None;
+        }
+        self.since_turn = 0;
+        // Wrapping: 2^32 shares is 512 TiB in one stream, but it must not panic.
+        self.shares = self.shares.wrapping_add(1);
+        if self.shares % RING_TURN_SHARES == 0 {
+            Turn::Ring
+        } else {
+            Turn::Yield
+        }
+    }
+}
+
+/// Take `turn`. The ring turn matters on io_uring: the sockets the core drives by
+/// readiness (plain HTTP connections) are polled only when the runtime goes to the kernel
+/// to wait, which a task that is always runnable puts off. The wait is for what the loop
+/// does next anyway (write if the pipe holds bytes, else read); it costs a round trip
+/// through the ring, so not after every share.
+async fn take_turn(
+    turn: Turn,
+    src: &TcpStream,
+    dst: &TcpStream,
+    buffered: usize,
+) -> io::Result<()> {
+    if turn == Turn::None {
+        return Ok(());
+    }
+    yield_now().await;
+    if turn == Turn::Ring {
+        if buffered > 0 {
+            dst.writable(false).await?;
+        } else {
+            src.readable(false).await?;
+        }
+    }
+    Ok(())
+}
 
 /// Let every other ready task on this core run once, then go on: a task that never
 /// waits (its sockets always ready) would otherwise keep the core to itself.
@@ -462,4 +517,45 @@ where
         Poll::Pending
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (bytes moved by one drain, turn due after it), in sequence on one counter.
+    const DRAINS: &[(usize, Turn)] = &[
+        (0, Turn::None),
+        (FAIR_SHARE - 1, Turn::None),
+        (1, Turn::Yield), // share 1: exactly a share
+        (FAIR_SHARE / 2, Turn::None),
+        (FAIR_SHARE, Turn::Yield), // share 2: over a share; the excess is not carried
+        (FAIR_SHARE, Turn::Yield), // share 3
+        (FAIR_SHARE, Turn::Ring),  // share 4: every RING_TURN_SHARES-th
+        (10 * FAIR_SHARE, Turn::Yield), // one huge drain is still one share
+        (1, Turn::None),
+    ];
+
+    #[test]
+    fn fair_share_turns_after_each_share_and_through_the_ring_every_few() {
+        assert_eq!(
+            RING_TURN_SHARES, 4,
+            "the table assumes a ring turn every 4th share"
+        );
+        let mut share = FairShare::default();
+        for (i, &(n, turn)) in DRAINS.iter().enumerate() {
+            assert_eq!(share.moved(n), turn, "drain {i} of {n} bytes");
+        }
+    }
+
+    #[test]
+    fn fair_share_count_wraps_instead_of_overflowing() {
+        let mut share = FairShare {
+            since_turn: 0,
+            shares: u32::MAX,
+        };
+        // u32::MAX + 1 wraps to 0, a multiple of RING_TURN_SHARES.
+        assert_eq!(share.moved(FAIR_SHARE), Turn::Ring);
+        assert_eq!(share.moved(FAIR_SHARE), Turn::Yield);
+    }
 }
