@@ -56,6 +56,26 @@ pub fn worker_count(config: &Config, overrides: &Overrides) -> usize {
         .max(1)
 }
 
+/// Say what `prepare_descriptors` changed, or why it could not.
+fn log_descriptors(prepared: std::io::Result<crate::sys::Descriptors>) {
+    match prepared {
+        Ok(d) => {
+            if d.limit != d.inherited {
+                crate::log::info(format_args!(
+                    "open file limit raised from {} to {} (the hard limit)",
+                    d.inherited, d.limit
+                ));
+            }
+            if d.reserved == 0 {
+                crate::log::warn(format_args!(
+                    "could not reserve the descriptor table; it grows under load instead"
+                ));
+            }
+        }
+        Err(e) => crate::log::warn(format_args!("cannot read the open file limit: {e}")),
+    }
+}
+
 /// Load `path`, start the workers and the control thread, and serve until stopped.
 pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
     let mut config = Config::load(path).map_err(RunError::Config)?;
@@ -65,6 +85,9 @@ pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
     let config = Arc::new(config);
     let shared = Arc::new(SharedSnapshot::new(Snapshot::initial(config.clone())));
     let lifecycle = Arc::new(Lifecycle::new());
+    // Before any thread exists: growing the descriptor table later would make a worker
+    // wait for an RCU grace period in the middle of a burst of connections.
+    log_descriptors(crate::sys::prepare_descriptors());
     // Block the stop and reload signals before any thread exists, so every thread
     // inherits the mask and only this thread receives them, synchronously.
     let signals = SignalSet::block_lifecycle_signals()

@@ -63,19 +63,41 @@ impl Proxy {
 
     /// Like [`Proxy::start`], with extra command-line arguments after `run -c FILE`.
     pub fn start_with_args(config: &str, args: &[&str], env: &[(&str, &str)]) -> Proxy {
-        Proxy::start_inner(config, args, env, Stdio::null())
+        Proxy::start_inner(config, args, env, Stdio::null(), None)
+    }
+
+    /// Like [`Proxy::start`], started by a shell that first lowers the soft open-file
+    /// limit to `soft` (as a service manager's default would), then execs the proxy.
+    pub fn start_with_soft_nofile(config: &str, soft: u64) -> Proxy {
+        Proxy::start_inner(config, &[], &[], Stdio::null(), Some(soft))
     }
 
     /// Like [`Proxy::start`], with the proxy's stdout (the access log) going to `stdout`.
     pub fn start_with_stdout(config: &str, stdout: std::fs::File) -> Proxy {
-        Proxy::start_inner(config, &[], &[], Stdio::from(stdout))
+        Proxy::start_inner(config, &[], &[], Stdio::from(stdout), None)
     }
 
-    fn start_inner(config: &str, args: &[&str], env: &[(&str, &str)], stdout: Stdio) -> Proxy {
+    fn start_inner(
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdout: Stdio,
+        soft_nofile: Option<u64>,
+    ) -> Proxy {
         let dir = scratch_dir("proxy");
         let path = dir.join("ringway.ron");
         std::fs::write(&path, config).expect("write config");
-        let mut cmd = Command::new(ringway_bin());
+        let mut cmd = match soft_nofile {
+            None => Command::new(ringway_bin()),
+            Some(soft) => {
+                // exec: the shell becomes the proxy, so the child's PID is the proxy's.
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -Sn {soft} && exec \"$0\" \"$@\""))
+                    .arg(ringway_bin());
+                sh
+            }
+        };
         cmd.arg("run")
             .arg("-c")
             .arg(&path)
