@@ -88,6 +88,11 @@ pub fn run(path: &Path, overrides: &Overrides) -> Result<(), RunError> {
     // Before any thread exists: growing the descriptor table later would make a worker
     // wait for an RCU grace period in the middle of a burst of connections.
     log_descriptors(crate::sys::prepare_descriptors());
+    if let Err(e) = crate::sys::disable_transparent_huge_pages() {
+        crate::log::warn(format_args!(
+            "cannot turn transparent huge pages off ({e}); new memory may stall a worker"
+        ));
+    }
     // Block the stop and reload signals before any thread exists, so every thread
     // inherits the mask and only this thread receives them, synchronously.
     let signals = SignalSet::block_lifecycle_signals()

@@ -1,6 +1,7 @@
-//! The process's descriptors: started with a low soft open-file limit (a service manager's
-//! usual default), the real binary raises it to the hard limit, reserves its descriptor
-//! table before its threads start, and serves more connections than the old limit allowed.
+//! What the process sets up for itself at startup: started with a low soft open-file limit
+//! (a service manager's usual default), the real binary raises it to the hard limit,
+//! reserves its descriptor table before its threads start, and serves more connections than
+//! the old limit allowed; and it runs without transparent huge pages.
 
 mod common;
 
@@ -85,4 +86,19 @@ fn a_low_soft_limit_is_raised_and_the_table_reserved() {
             .unwrap_or_else(|e| panic!("connection {i} of {conns}: {e}"));
         assert_eq!(back, byte, "connection {i}");
     }
+}
+
+#[test]
+fn the_proxy_runs_without_transparent_huge_pages() {
+    let echo = Backend::start(Behaviour::Echo);
+    let proxy = Proxy::start(
+        &tcp_config(1, "Splice", "RoundRobin", &[(echo.addr, 1)], ""),
+        &[],
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.pid())).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("THP_enabled:"))
+        .expect("THP_enabled in status (kernel 5.0 or later)");
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
 }
