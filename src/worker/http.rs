@@ -1196,25 +1196,22 @@ impl Conn<'_> {
             // Nothing buffered and a large part of a body of known length still to come:
             // move it inside the kernel (socket, pipe, socket) instead of through user
             // space.
-            let long = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN);
-            let sockets = match long {
-                Some(_) => splice_pair(&mut self.client, &mut lease.stream),
-                None => None,
-            };
-            if let (Some((client, upstream)), Some(left)) = (sockets, long) {
-                let moved = &self.stats.bytes_in;
+            if let Some(left) = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN) {
+                let (client, upstream, moved) =
+                    (&mut self.client, &mut lease.stream, &self.stats.bytes_in);
                 let spliced = splice_body(self.core, client, upstream, left, idle, moved).await;
-                return match spliced {
-                    Ok(()) => {
+                match spliced {
+                    Some(Ok(())) => {
                         *tracker = BodyTracker::new(BodyFraming::None, &UPSTREAM_LIMITS);
-                        self.client.back_to_readiness();
-                        lease.stream.back_to_readiness();
-                        Ok(())
+                        return Ok(());
                     }
                     // Either side may have failed; the exchange can not go on. If it was
                     // the backend, the client still hears why.
-                    Err(_) => Err(self.fail(502, "request body relay failed", true).await),
-                };
+                    Some(Err(_)) => {
+                        return Err(self.fail(502, "request body relay failed", true).await)
+                    }
+                    None => {}
+                }
             }
             match self
                 .timer
@@ -1307,20 +1304,15 @@ impl Conn<'_> {
             }
             let long = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN);
             if let (None, Some(left)) = (&decoder, long) {
-                if let Some((client, upstream)) = splice_pair(&mut self.client, &mut lease.stream) {
-                    let moved = &self.stats.bytes_out;
-                    let spliced = splice_body(self.core, upstream, client, left, idle, moved).await;
-                    return match spliced {
-                        Ok(()) => {
-                            self.client.back_to_readiness();
-                            lease.stream.back_to_readiness();
-                            Ok(sent + left)
-                        }
-                        Err(_) => {
-                            lease.report(self.core, Passive::Reset);
-                            Err(sent)
-                        }
-                    };
+                let (upstream, client, moved) =
+                    (&mut lease.stream, &mut self.client, &self.stats.bytes_out);
+                match splice_body(self.core, upstream, client, left, idle, moved).await {
+                    Some(Ok(())) => return Ok(sent + left),
+                    Some(Err(_)) => {
+                        lease.report(self.core, Passive::Reset);
+                        return Err(sent);
+                    }
+                    None => {}
                 }
             }
             match self
@@ -1497,16 +1489,25 @@ async fn upstream_stream(
 }
 
 /// Splice `len` body bytes from `src` to `dst` with a pipe of the configured size.
+/// `None` when the two cannot be spliced (TLS), both left as they were. After a body
+/// spliced whole both are readiness-driven again, for the next exchange; after a failure
+/// the exchange cannot go on, and they are left as they are.
 async fn splice_body(
     core: &Core,
-    src: &monoio::net::TcpStream,
-    dst: &monoio::net::TcpStream,
+    src: &mut Stream,
+    dst: &mut Stream,
     len: u64,
     idle: Duration,
     moved: &std::sync::atomic::AtomicU64,
-) -> io::Result<()> {
+) -> Option<io::Result<()>> {
+    let (from, to) = splice_pair(src, dst)?;
     let pipe = core.view().snapshot.config.tuning.pipe_bytes;
-    super::relay::splice_exact(core, src, dst, len, pipe, idle, moved).await
+    let spliced = super::relay::splice_exact(core, from, to, len, pipe, idle, moved).await;
+    if spliced.is_ok() {
+        src.back_to_readiness();
+        dst.back_to_readiness();
+    }
+    Some(spliced)
 }
 
 /// A generated error response: a short plain-text body naming the status.
