@@ -800,13 +800,24 @@ fn check_timeout(
     let Some(text) = raw else {
         return Some(default);
     };
+    let limit = || format!("at most {} hours", MAX_TIMEOUT.as_secs() / 3_600);
+    check_duration(path, text, false, MAX_TIMEOUT, limit, errors)
+}
+
+/// Parse the duration `text` written at `path` and check it: positive unless `zero_ok`,
+/// and at most `max` (`limit` says so in the message).
+fn check_duration(
+    path: &str,
+    text: &str,
+    zero_ok: bool,
+    max: Duration,
+    limit: impl FnOnce() -> String,
+    errors: &mut Errors,
+) -> Option<Duration> {
     let problem = match parse_duration(text) {
         Err(reason) => reason,
-        Ok(d) if d.is_zero() => format!("must be greater than zero, got {text:?}"),
-        Ok(d) if d > MAX_TIMEOUT => format!(
-            "{text:?} is too long (at most {} hours)",
-            MAX_TIMEOUT.as_secs() / 3_600
-        ),
+        Ok(d) if d.is_zero() && !zero_ok => format!("must be greater than zero, got {text:?}"),
+        Ok(d) if d > max => format!("{text:?} is too long ({})", limit()),
         Ok(d) => return Some(d),
     };
     errors.push(path, problem);
@@ -1103,26 +1114,18 @@ fn check_tuning(raw: Option<&RawTuning>, errors: &mut Errors) -> Tuning {
             format!("must be between {copy_min} and {copy_max}, got {copy_buffer_bytes}"),
         );
     }
-    let busy_poll = match raw.and_then(|t| t.busy_poll.as_deref()) {
-        None => defaults.busy_poll,
-        Some(text) => match parse_duration(text) {
-            Ok(d) if d <= MAX_BUSY_POLL => d,
-            Ok(_) => {
-                errors.push(
-                    "tuning.busy_poll",
-                    format!(
-                        "{text:?} is too long (at most {}ms; \"0s\" turns it off)",
-                        MAX_BUSY_POLL.as_millis()
-                    ),
-                );
-                defaults.busy_poll
-            }
-            Err(reason) => {
-                errors.push("tuning.busy_poll", reason);
-                defaults.busy_poll
-            }
-        },
-    };
+    let busy_poll = raw
+        .and_then(|t| t.busy_poll.as_deref())
+        .and_then(|text| {
+            let limit = || {
+                format!(
+                    "at most {}ms; \"0s\" turns it off",
+                    MAX_BUSY_POLL.as_millis()
+                )
+            };
+            check_duration("tuning.busy_poll", text, true, MAX_BUSY_POLL, limit, errors)
+        })
+        .unwrap_or(defaults.busy_poll);
     Tuning {
         pipe_bytes,
         copy_buffer_bytes,
