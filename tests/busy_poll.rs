@@ -39,6 +39,24 @@ fn on_epoll(proxy: &Proxy) -> bool {
         .any(|l| l.contains("running on the epoll driver"))
 }
 
+/// CPU time the worker thread of process `pid` uses while `work` runs and over `window`
+/// after it. The window is a measurement, not a wait for an event: nothing ends it early.
+fn worker_cpu(pid: u32, window: Duration, work: impl FnOnce()) -> Duration {
+    let before = thread_cpu(pid, "ringway-w0");
+    work();
+    std::thread::sleep(window);
+    thread_cpu(pid, "ringway-w0").saturating_sub(before)
+}
+
+/// A hello backend, a one-worker HTTP proxy in front of it with `busy_poll: budget`, and a
+/// keep-alive client connected to the proxy.
+fn start(budget: &str) -> (HttpBackend, Proxy, HttpClient) {
+    let web = HttpBackend::start(HttpBehaviour::Hello { id: "b".into() });
+    let proxy = Proxy::start(&http_config(web.addr(), budget), &[]);
+    let client = HttpClient::connect(proxy.addr("web"));
+    (web, proxy, client)
+}
+
 fn http_config(backend: std::net::SocketAddr, budget: &str) -> String {
     format!(
         "(workers: 1,\n listeners: [(name: \"web\", bind: \"127.0.0.1:0\", protocol: Http(routes: [(pool: \"p\")]))],\n pools: [(name: \"p\", backends: [(addr: \"{backend}\")])],\n tuning: (busy_poll: \"{budget}\"))\n"
@@ -71,20 +89,14 @@ fn http_keep_alive_and_l4_relay_work_with_busy_polling() {
 
 #[test]
 fn worker_polls_for_the_budget_after_activity_then_sleeps() {
-    let web = HttpBackend::start(HttpBehaviour::Hello { id: "b".into() });
     // A budget long enough to show up in the thread's CPU time (10 ms clock ticks).
-    let proxy = Proxy::start(&http_config(web.addr(), "100ms"), &[]);
-    let pid = proxy.pid();
-    let mut client = HttpClient::connect(proxy.addr("web"));
+    let (_web, proxy, mut client) = start("100ms");
     assert_eq!(client.request("GET", "/", &[], b"").status, 200);
     // The spinner now runs for 100 ms after that request, then stops. Over a window
     // six times as long, a worker that never stopped would use about the whole window;
     // the lower bound leaves room for a machine busy with other tests.
-    let before = thread_cpu(pid, "ringway-w0");
-    // A measurement window, not a wait for an event: nothing ends it earlier.
     let window = Duration::from_millis(600);
-    std::thread::sleep(window);
-    let used = thread_cpu(pid, "ringway-w0").saturating_sub(before);
+    let used = worker_cpu(proxy.pid(), window, || {});
     assert!(
         used <= Duration::from_millis(350),
         "the worker kept polling while idle: {used:?} of CPU in {window:?}"
@@ -106,16 +118,12 @@ fn worker_polls_for_the_budget_after_activity_then_sleeps() {
 
 #[test]
 fn zero_budget_never_polls() {
-    let web = HttpBackend::start(HttpBehaviour::Hello { id: "b".into() });
-    let proxy = Proxy::start(&http_config(web.addr(), "0s"), &[]);
-    let pid = proxy.pid();
-    let mut client = HttpClient::connect(proxy.addr("web"));
-    let before = thread_cpu(pid, "ringway-w0");
-    for _ in 0..20 {
-        assert_eq!(client.request("GET", "/", &[], b"").status, 200);
-    }
-    std::thread::sleep(Duration::from_millis(300)); // the measurement window
-    let used = thread_cpu(pid, "ringway-w0").saturating_sub(before);
+    let (_web, proxy, mut client) = start("0s");
+    let used = worker_cpu(proxy.pid(), Duration::from_millis(300), || {
+        for _ in 0..20 {
+            assert_eq!(client.request("GET", "/", &[], b"").status, 200);
+        }
+    });
     assert!(
         used <= Duration::from_millis(50),
         "a worker without busy polling used {used:?} of CPU"
@@ -124,8 +132,7 @@ fn zero_budget_never_polls() {
 
 #[test]
 fn a_reload_turns_busy_polling_on_and_off() {
-    let web = HttpBackend::start(HttpBehaviour::Hello { id: "b".into() });
-    let proxy = Proxy::start(&http_config(web.addr(), "0s"), &[]);
+    let (web, proxy, mut client) = start("0s");
     if on_epoll(&proxy) {
         return; // no busy polling on epoll: `worker_polls_for_the_budget...` covers it
     }
@@ -135,12 +142,9 @@ fn a_reload_turns_busy_polling_on_and_off() {
         proxy.signal(libc::SIGHUP);
         proxy.wait_log("reload: ", Duration::from_secs(10));
     };
-    let mut client = HttpClient::connect(proxy.addr("web"));
     let mut cpu_after_a_request = |window: Duration| {
         assert_eq!(client.request("GET", "/", &[], b"").status, 200);
-        let before = thread_cpu(pid, "ringway-w0");
-        std::thread::sleep(window); // the measurement window
-        thread_cpu(pid, "ringway-w0").saturating_sub(before)
+        worker_cpu(pid, window, || {})
     };
     reload("100ms");
     let on = cpu_after_a_request(Duration::from_millis(600));

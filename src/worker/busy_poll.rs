@@ -44,8 +44,8 @@ struct Activity {
 }
 
 /// Note that this worker made progress (accepted, read or relayed something): keeps the
-/// spinner polling, or restarts it. Costs a thread-local increment when busy polling is
-/// off.
+/// spinner polling, or restarts it. With busy polling off it costs a thread-local
+/// increment and a look for a waker that is not there: no allocation, no system call.
 #[inline]
 pub(crate) fn note_activity() {
     ACTIVITY.with(|a| {
