@@ -338,6 +338,8 @@ EOF
 # write_haproxy_http FILE PORT [BIND_OPTS [GLOBAL_LINE...]]: HAProxy as an HTTP/1.1 reverse
 # proxy to the origin (mode http, keep-alive, http-reuse always), one thread, no logging.
 # https.sh adds TLS with BIND_OPTS (after `bind 127.0.0.1:PORT`) and lines for `global`.
+# Like ringway (and nginx below), it tells the origin the client's address and scheme in
+# X-Forwarded-For and X-Forwarded-Proto, so every proxy sends the origin the same request.
 write_haproxy_http() {
     local file="$1" port="$2" bind_opts="${3:-}" line global=""
     shift 2
@@ -365,6 +367,9 @@ frontend fe
     default_backend be
 
 backend be
+    option forwardfor
+    http-request set-header X-Forwarded-Proto https if { ssl_fc }
+    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
     server origin 127.0.0.1:$BACKEND_PORT
 EOF
 }
@@ -372,7 +377,8 @@ EOF
 # write_nginx_http FILE PORT [LISTEN_OPTS [HTTP_LINES [SERVER_LINES]]]: nginx as an HTTP/1.1
 # reverse proxy to the origin (upstream keepalive), one worker, no access log. https.sh adds
 # TLS with LISTEN_OPTS (after `listen 127.0.0.1:PORT`) and newline-separated directives for
-# the `http` block (HTTP_LINES, a paragraph of their own) and the `server` block.
+# the `http` block (HTTP_LINES, a paragraph of their own) and the `server` block. It passes
+# the client's Host and adds X-Forwarded-For and X-Forwarded-Proto, as ringway and HAProxy do.
 write_nginx_http() {
     local file="$1" port="$2" listen_opts="${3:-}" http_extra="" server_extra="" line
     while IFS= read -r line; do [[ -n "$line" ]] && http_extra+=$'\n'"    $line"; done <<<"${4:-}"
@@ -402,6 +408,9 @@ $(nginx_temp_paths nginx-tmp)$http_extra
             proxy_pass http://o;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
             proxy_connect_timeout 1s;
             proxy_read_timeout 30s;
             proxy_max_temp_file_size 0; # buffer in memory only: no temp files for /big
