@@ -28,7 +28,7 @@ async fn probe(check: &HealthCheck, addr: SocketAddr, tls: Option<&PoolTls>) -> 
         return true; // a TCP check only needs the connect
     };
     let mut stream = match tls {
-        None => Stream::Plain(tcp),
+        None => Stream::completion(tcp),
         Some(tls) => {
             let name = tls.server_name.clone().unwrap_or_else(|| addr.ip().into());
             let config = tls.client.clone();

@@ -237,6 +237,7 @@ type TaskBox = std::pin::Pin<Box<dyn Future<Output = ()>>>;
 /// up listeners added by a reload and closes the ones a reload removed, and (on io_uring,
 /// `on_ring`) starts the busy-polling spinner when the config asks for it.
 async fn serve(spec: WorkerSpec, on_ring: bool) {
+    stream::use_ring_sends(on_ring);
     let core = Core::new(
         spec.index,
         spec.workers,

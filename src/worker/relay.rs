@@ -378,7 +378,7 @@ pub async fn buffered_relay(
     idle: Duration,
     stats: &ListenerStats,
 ) -> io::Result<RelayOutcome> {
-    let (client, backend) = (Stream::Plain(client), Stream::Plain(backend));
+    let (client, backend) = (Stream::completion(client), Stream::completion(backend));
     stream_relay(client, backend, buffer_bytes, idle, stats).await
 }
 

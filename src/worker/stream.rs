@@ -27,10 +27,26 @@
 //! Splicing a body still waits through the ring ([`splice_pair`] switches both sockets
 //! back, [`Stream::back_to_readiness`] again after), and so does TLS, whose cost is the
 //! cryptography.
+//!
+//! A client connection's **sends** go through the ring ([`SendMode::Ring`]) while its
+//! reads stay on readiness. A ring send is queued, not made: the kernel makes every send
+//! queued in a pass over the worker's ready connections when the worker next enters it,
+//! one after the other. So the responses of one pass reach their clients together, and a
+//! client woken by the first finds the others there, where direct sends would trickle out
+//! through the pass and wake it for one or two each. Upstream sends stay direct: the
+//! backend's turnaround is on every request's path, and a request held to the end of the
+//! pass waits for it. The ring needs a descriptor it can own, so the send side is a
+//! duplicate of the socket, made at the connection's first response. Measured (small
+//! responses, 50 connections, one worker core, wrk and the origin on the other core, 8
+//! alternating rounds, medians of the ratios to HAProxy in the same round): requests/s
+//! 0.966x with direct sends, 1.000x with client sends through the ring; p99 1.09x and
+//! 1.00x. This is HAProxy's own shape: its loop receives from every ready connection,
+//! then sends to every one.
 
+use std::cell::Cell;
 use std::cell::RefCell;
 use std::io::{self, Read as _, Write as _};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,13 +68,64 @@ const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
 content-type: text/plain; charset=utf-8\r\ncontent-length: 49\r\nconnection: close\r\n\r\n\
 This port speaks HTTPS: use https:// to connect.\n";
 
+thread_local! {
+    /// Whether this thread's runtime is on io_uring, where client sends can go through
+    /// the ring (see [`use_ring_sends`]).
+    static RING_SENDS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Tell this thread's streams whether its runtime is on io_uring: client connections made
+/// after this send through the ring when it is (see the module documentation). On epoll
+/// a ring send would be a readiness send on a second registered descriptor: no gain.
+pub(crate) fn use_ring_sends(on_ring: bool) {
+    RING_SENDS.with(|r| r.set(on_ring));
+}
+
+/// How a plain socket's writes reach the kernel.
+pub(crate) enum SendMode {
+    /// A send system call as soon as the socket is writable.
+    Direct,
+    /// A send queued on the ring, made when the worker next enters the kernel, on a
+    /// duplicate of the socket (`None` until the first write makes it). See the module
+    /// documentation for why client connections send this way.
+    Ring(Option<TcpStream>),
+}
+
+impl SendMode {
+    /// The ring-side duplicate of `fd`'s socket, made on first use. `None` for
+    /// [`SendMode::Direct`], or when the duplicate can not be made (out of descriptors):
+    /// then the stream sends directly from now on, which works as well.
+    fn ring_sender(&mut self, fd: RawFd) -> Option<&mut TcpStream> {
+        if let SendMode::Ring(None) = self {
+            match duplicate(fd) {
+                Ok(twin) => *self = SendMode::Ring(Some(twin)),
+                Err(_) => *self = SendMode::Direct,
+            }
+        }
+        match self {
+            SendMode::Ring(twin) => twin.as_mut(),
+            SendMode::Direct => None,
+        }
+    }
+}
+
+/// A second descriptor for `fd`'s socket, owned by a completion-driven stream.
+fn duplicate(fd: RawFd) -> io::Result<TcpStream> {
+    // SAFETY: `fd` belongs to a stream the caller holds, open for the whole call; the
+    // borrow ends with it (the duplicate is a new descriptor of its own).
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let owned = borrowed.try_clone_to_owned()?;
+    TcpStream::from_std(std::net::TcpStream::from(owned))
+}
+
 /// A client or upstream connection.
 pub(crate) enum Stream {
-    /// Bytes as they are on the socket, read and written by completion (the ring).
-    Plain(TcpStream),
-    /// Bytes as they are on the socket, read and written by readiness (see the module
-    /// documentation): how plain HTTP connections are driven.
-    Polled(TcpStreamPoll),
+    /// Bytes as they are on the socket, read and written by completion (the ring). The
+    /// send mode is kept for when the socket goes back to readiness.
+    Plain(TcpStream, SendMode),
+    /// Bytes as they are on the socket, read by readiness and written as the send mode
+    /// says (see the module documentation): how plain HTTP connections are driven.
+    Polled(TcpStreamPoll, SendMode),
     /// TLS terminated (client side) or originated (upstream side) by ringway.
     Tls(Box<TlsStream>),
     /// Handed over to a relay ([`Stream::take`]): every operation fails.
@@ -66,33 +133,54 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    /// A plain socket driven by readiness; by completion if the runtime can not
-    /// register it (the socket works either way).
+    /// An upstream socket driven by readiness, sending directly; by completion if the
+    /// runtime can not register it (the socket works either way).
     pub(crate) fn readiness(tcp: TcpStream) -> Stream {
+        Stream::readiness_sending(tcp, SendMode::Direct)
+    }
+
+    /// A plain socket read and written by completion (the ring), as relays and health
+    /// probes use it.
+    pub(crate) fn completion(tcp: TcpStream) -> Stream {
+        Stream::Plain(tcp, SendMode::Direct)
+    }
+
+    /// A client socket driven by readiness, sending through the ring on io_uring (see
+    /// the module documentation).
+    pub(crate) fn client(tcp: TcpStream) -> Stream {
+        let sends = if RING_SENDS.with(Cell::get) {
+            SendMode::Ring(None)
+        } else {
+            SendMode::Direct
+        };
+        Stream::readiness_sending(tcp, sends)
+    }
+
+    fn readiness_sending(tcp: TcpStream, sends: SendMode) -> Stream {
         match tcp.try_into_poll_io() {
-            Ok(polled) => Stream::Polled(polled),
-            Err((_, tcp)) => Stream::Plain(tcp),
+            Ok(polled) => Stream::Polled(polled, sends),
+            Err((_, tcp)) => Stream::Plain(tcp, sends),
         }
     }
 
     /// Switch a readiness-driven socket to completion IO, in place: it leaves the epoll
     /// set. It stays readiness-driven if the switch fails (it works either way).
     fn leave_readiness(&mut self) {
-        if matches!(self, Stream::Polled(_)) {
-            if let Stream::Polled(tcp) = self.take() {
+        if matches!(self, Stream::Polled(..)) {
+            if let Stream::Polled(tcp, sends) = self.take() {
                 *self = match tcp.try_into_comp_io() {
-                    Ok(tcp) => Stream::Plain(tcp),
-                    Err((_, tcp)) => Stream::Polled(tcp),
+                    Ok(tcp) => Stream::Plain(tcp, sends),
+                    Err((_, tcp)) => Stream::Polled(tcp, sends),
                 };
             }
         }
     }
 
-    /// Drive a plain socket by readiness again (after a splice).
+    /// Drive a plain socket by readiness again (after a splice), sending as before.
     pub(crate) fn back_to_readiness(&mut self) {
-        if matches!(self, Stream::Plain(_)) {
-            if let Stream::Plain(tcp) = self.take() {
-                *self = Stream::readiness(tcp);
+        if matches!(self, Stream::Plain(..)) {
+            if let Stream::Plain(tcp, sends) = self.take() {
+                *self = Stream::readiness_sending(tcp, sends);
             }
         }
     }
@@ -108,8 +196,9 @@ impl Stream {
         // The halves read and write through the ring.
         self.leave_readiness();
         match self {
-            Stream::Polled(_) => None,
-            Stream::Plain(tcp) => {
+            Stream::Polled(..) => None,
+            // The ring-side duplicate, if any, closes here: the halves send on the socket.
+            Stream::Plain(tcp, _) => {
                 let (r, w) = tcp.into_split();
                 Some((ReadHalf::Plain(r), WriteHalf::Plain(w)))
             }
@@ -147,7 +236,7 @@ impl Stream {
     /// The TLS connection state (for the peer's certificate), if TLS.
     pub(crate) fn tls(&self) -> Option<&TlsStream> {
         match self {
-            Stream::Plain(_) | Stream::Polled(_) | Stream::Detached => None,
+            Stream::Plain(..) | Stream::Polled(..) | Stream::Detached => None,
             Stream::Tls(tls) => Some(tls),
         }
     }
@@ -159,12 +248,12 @@ impl Stream {
         // that is the progress that keeps busy polling on.
         super::busy_poll::note_activity();
         match self {
-            Stream::Plain(tcp) => {
+            Stream::Plain(tcp, _) => {
                 let len = buf.len();
                 let (res, slice) = tcp.read(buf.slice_mut(len..)).await;
                 (res, slice.into_inner())
             }
-            Stream::Polled(tcp) => {
+            Stream::Polled(tcp, _) => {
                 // Into the spare capacity, as above; no initialising of it first.
                 let mut buf = buf;
                 let res = tcp.read_buf(&mut buf).await;
@@ -185,12 +274,19 @@ impl Stream {
         buf: Vec<u8>,
         range: std::ops::Range<usize>,
     ) -> (io::Result<()>, Vec<u8>) {
+        if range.start > range.end || range.end > buf.len() {
+            return (Err(io::ErrorKind::InvalidInput.into()), buf);
+        }
         match self {
-            Stream::Plain(tcp) => {
+            Stream::Plain(tcp, _) => {
                 let (res, slice) = tcp.write_all(buf.slice(range)).await;
                 (res.map(|_| ()), slice.into_inner())
             }
-            Stream::Polled(tcp) => {
+            Stream::Polled(tcp, sends) => {
+                if let Some(ring) = sends.ring_sender(tcp.as_raw_fd()) {
+                    let (res, slice) = ring.write_all(buf.slice(range)).await;
+                    return (res.map(|_| ()), slice.into_inner());
+                }
                 let res = match buf.get(range) {
                     Some(bytes) => tcp.write_all(bytes).await,
                     None => Err(io::ErrorKind::InvalidInput.into()),
@@ -212,8 +308,8 @@ impl Stream {
     /// complete response from a cut one), then a TCP half-close.
     pub(crate) async fn close(&mut self) {
         let fd = match self {
-            Stream::Plain(tcp) => tcp.as_raw_fd(),
-            Stream::Polled(tcp) => tcp.as_raw_fd(),
+            Stream::Plain(tcp, _) => tcp.as_raw_fd(),
+            Stream::Polled(tcp, _) => tcp.as_raw_fd(),
             Stream::Tls(tls) => {
                 tls.conn.send_close_notify();
                 let _ = monoio::time::timeout(Duration::from_secs(1), tls.flush()).await;
@@ -227,8 +323,8 @@ impl Stream {
     /// The socket's descriptor; `None` when detached.
     pub(crate) fn fd(&self) -> Option<RawFd> {
         match self {
-            Stream::Plain(tcp) => Some(tcp.as_raw_fd()),
-            Stream::Polled(tcp) => Some(tcp.as_raw_fd()),
+            Stream::Plain(tcp, _) => Some(tcp.as_raw_fd()),
+            Stream::Polled(tcp, _) => Some(tcp.as_raw_fd()),
             Stream::Tls(tls) => Some(tls.tcp.as_raw_fd()),
             Stream::Detached => None,
         }
@@ -251,14 +347,14 @@ pub(crate) fn splice_pair<'a>(
     a: &'a mut Stream,
     b: &'a mut Stream,
 ) -> Option<(&'a TcpStream, &'a TcpStream)> {
-    let plain = |s: &Stream| matches!(s, Stream::Plain(_) | Stream::Polled(_));
+    let plain = |s: &Stream| matches!(s, Stream::Plain(..) | Stream::Polled(..));
     if !(plain(a) && plain(b)) {
         return None;
     }
     a.leave_readiness();
     b.leave_readiness();
     match (a, b) {
-        (Stream::Plain(a), Stream::Plain(b)) => Some((a, b)),
+        (Stream::Plain(a, _), Stream::Plain(b, _)) => Some((a, b)),
         (a, b) => {
             a.back_to_readiness();
             b.back_to_readiness();
@@ -753,7 +849,7 @@ mod switching_tests {
         let (a, b) = pair().await;
         let (mut a, mut b) = (Stream::readiness(a), Stream::readiness(b));
         assert!(
-            matches!(a, Stream::Polled(_)),
+            matches!(a, Stream::Polled(_, SendMode::Direct)),
             "readiness-driven from the start"
         );
         assert_eq!(exchange(&mut a, &mut b, b"one").await.unwrap(), b"one");
@@ -761,14 +857,14 @@ mod switching_tests {
 
         // As for a splice: completion IO, then back to readiness.
         assert!(splice_pair(&mut a, &mut b).is_some());
-        assert!(matches!(a, Stream::Plain(_)) && matches!(b, Stream::Plain(_)));
+        assert!(matches!(a, Stream::Plain(..)) && matches!(b, Stream::Plain(..)));
         assert_eq!(exchange(&mut a, &mut b, b"three").await.unwrap(), b"three");
         // Bytes that arrive while the socket is on completion IO are read after the
         // switch back: the readiness already there is not lost with the switch.
         let (res, _) = b.write_range(b"four".to_vec(), 0..4).await;
         res.unwrap();
         a.back_to_readiness();
-        assert!(matches!(a, Stream::Polled(_)));
+        assert!(matches!(a, Stream::Polled(..)));
         let (res, got) = a.read_spare(Vec::with_capacity(16)).await;
         assert_eq!(res.unwrap(), 4);
         assert_eq!(got, b"four");
@@ -796,6 +892,117 @@ mod switching_tests {
             return;
         };
         rt.block_on(bounded(switch_back_and_forth()));
+    }
+
+    /// A client stream made as a worker on io_uring makes it, and its upstream-like peer.
+    async fn ring_client_pair() -> (Stream, Stream) {
+        let (a, b) = pair().await;
+        use_ring_sends(true);
+        let a = Stream::client(a);
+        use_ring_sends(false);
+        (a, Stream::readiness(b))
+    }
+
+    /// A client stream on io_uring: its sends go through the ring on a duplicate
+    /// descriptor, made at the first send and kept across a splice's switch; the bytes
+    /// arrive whole and in order, small or larger than the socket buffers.
+    async fn client_sends_through_the_ring() {
+        let (mut a, mut b) = ring_client_pair().await;
+        assert!(matches!(a, Stream::Polled(_, SendMode::Ring(None))));
+        assert_eq!(exchange(&mut a, &mut b, b"one").await.unwrap(), b"one");
+        assert!(
+            matches!(a, Stream::Polled(_, SendMode::Ring(Some(_)))),
+            "the first send made the ring-side duplicate"
+        );
+        assert_eq!(exchange(&mut b, &mut a, b"two").await.unwrap(), b"two");
+
+        // 4 MiB (more than loopback's socket buffers hold): short sends are resumed,
+        // while the peer reads concurrently.
+        let big: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let expected = big.clone();
+        let reader = monoio::spawn(async move {
+            let mut got = Vec::with_capacity(64 << 10);
+            while got.len() < expected.len() {
+                if got.capacity() - got.len() < 16 << 10 {
+                    got.reserve(64 << 10);
+                }
+                let (res, buf) = b.read_spare(got).await;
+                got = buf;
+                if res.expect("read") == 0 {
+                    break;
+                }
+            }
+            assert!(got == expected, "the peer received the bytes in order");
+            b
+        });
+        let len = big.len();
+        let (res, _) = a.write_range(big, 0..len).await;
+        res.unwrap();
+        let mut b = reader.await;
+
+        // Around a splice the mode and its duplicate stay with the stream.
+        assert!(splice_pair(&mut a, &mut b).is_some());
+        assert!(matches!(a, Stream::Plain(_, SendMode::Ring(Some(_)))));
+        a.back_to_readiness();
+        b.back_to_readiness();
+        assert!(matches!(a, Stream::Polled(_, SendMode::Ring(Some(_)))));
+        assert_eq!(exchange(&mut a, &mut b, b"three").await.unwrap(), b"three");
+
+        // Dropped, the stream closes both of its descriptors: the peer reads the end of
+        // the stream, which it would not while the duplicate stayed open.
+        drop(a);
+        let (res, _) = b.read_spare(Vec::with_capacity(16)).await;
+        assert_eq!(res.unwrap(), 0);
+    }
+
+    /// A ring send cut short (its future dropped while the peer reads nothing) leaves no
+    /// descriptor behind: once the stream is dropped too, the peer reads to the end.
+    async fn a_cancelled_ring_send_closes_with_the_stream() {
+        let (mut a, mut b) = ring_client_pair().await;
+        let big = vec![7u8; 16 << 20];
+        let len = big.len();
+        let sent = monoio::time::timeout(Duration::from_millis(50), a.write_range(big, 0..len));
+        assert!(sent.await.is_err(), "16 MiB to a peer that reads nothing");
+        drop(a);
+        let mut total = 0usize;
+        let mut buf = Vec::with_capacity(256 << 10);
+        loop {
+            buf.clear();
+            let (res, back) = b.read_spare(buf).await;
+            buf = back;
+            match res.expect("read") {
+                0 => break,
+                n => total += n,
+            }
+        }
+        assert!(
+            total < len,
+            "the send was cut short ({total} bytes arrived)"
+        );
+    }
+
+    #[test]
+    fn client_sends_go_through_the_ring_on_io_uring() {
+        let Ok(mut rt) = crate::worker::build_uring() else {
+            return; // no io_uring here: client streams send directly (next test)
+        };
+        rt.block_on(bounded(client_sends_through_the_ring()));
+        rt.block_on(bounded(a_cancelled_ring_send_closes_with_the_stream()));
+    }
+
+    #[test]
+    fn client_sends_are_direct_on_epoll() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime");
+        rt.block_on(bounded(async {
+            let (a, b) = pair().await;
+            use_ring_sends(false);
+            let (mut a, mut b) = (Stream::client(a), Stream::readiness(b));
+            assert_eq!(exchange(&mut a, &mut b, b"one").await.unwrap(), b"one");
+            assert!(matches!(a, Stream::Polled(_, SendMode::Direct)));
+        }));
     }
 
     #[test]
