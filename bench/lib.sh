@@ -558,6 +558,7 @@ function spread(k, fmt,   n) {
 function num(v, fmt) { return v == "" ? "-" : sprintf(fmt, v) }
 function pctf(v) { return v == "" ? "-" : sprintf("%.0f%%", v) }
 function ratio(v, b) { return (v == "" || b == "" || b == 0) ? "-" : sprintf("%.2f", v / b) }
+function ratio3(v, b) { return (v == "" || b == "" || b == 0) ? "-" : sprintf("%.3f", v / b) }
 '
 
 # AWK_L7: the L7 scripts' reading of RESULTS (needs AWK_STATS; awk -v proxies, scens, base,
@@ -608,17 +609,19 @@ function l7_has_floor() { return index(" " proxies " ", " " floor " ") && index(
 # l7_floors(TITLE): per scenario, the floor row against the baseline: req/s at least, p99 no worse
 # The paired columns are the median over rounds of the ratio within each round: the two ran
 # in the same round, minutes apart, so drift of a noisy machine between rounds cancels out.
-function l7_floors(title,   j, sc, r, l) {
+function l7_floors(title,   j, sc, r, l, fr, br, fl, bl) {
     printf "\n%s (%s against %s, medians): req/s at least %s'"'"'s, p99 no worse. Paired = median over\n", title, floor, base, base
     printf "rounds of the ratio within each round (the two ran in the same round), so drift between rounds cancels.\n\n"
     printf "| scenario | req/s ×%s | req/s floor | p99 ×%s | p99 floor | paired req/s | paired p99 |\n", base, base
     printf "| --- | ---: | --- | ---: | --- | ---: | ---: |\n"
     for (j = 1; j <= ns; j++) {
         sc = S[j]
-        r = ratio(median(floor SUBSEP sc SUBSEP "rps"), median(base SUBSEP sc SUBSEP "rps"))
-        l = ratio(median(floor SUBSEP sc SUBSEP "p99"), median(base SUBSEP sc SUBSEP "p99"))
-        printf "| %s | %s | %s | %s | %s | %s | %s |\n", sc, r, r == "-" ? "-" : (r + 0 >= 1 ? "ok" : "**below**"),
-            l, l == "-" ? "-" : (l + 0 <= 1 ? "ok" : "**worse**"), paired(sc, "rps"), paired(sc, "p99")
+        # Judged on the unrounded medians: 0.996 prints as 1.00 but is below.
+        fr = median(floor SUBSEP sc SUBSEP "rps"); br = median(base SUBSEP sc SUBSEP "rps")
+        fl = median(floor SUBSEP sc SUBSEP "p99"); bl = median(base SUBSEP sc SUBSEP "p99")
+        r = ratio3(fr, br); l = ratio3(fl, bl)
+        printf "| %s | %s | %s | %s | %s | %s | %s |\n", sc, r, r == "-" ? "-" : (fr + 0 >= br + 0 ? "ok" : "**below**"),
+            l, l == "-" ? "-" : (fl + 0 <= bl + 0 ? "ok" : "**worse**"), paired(sc, "rps"), paired(sc, "p99")
     }
 }
 # paired(SCENARIO, METRIC): median over rounds of floor/base within the round ("-" if none)
@@ -630,7 +633,7 @@ function paired(sc, m,   key, a, b, n) {
         if (b == "" || b == 0 || one[floor, sc, a[2], m] == "") continue
         add("paired" SUBSEP sc SUBSEP m, one[floor, sc, a[2], m] / b); n++
     }
-    return n ? sprintf("%.2f", median("paired" SUBSEP sc SUBSEP m)) : "-"
+    return n ? sprintf("%.3f", median("paired" SUBSEP sc SUBSEP m)) : "-"
 }
 # l7_cpu(): the proxy CPU µs per request and busy share, a row per proxy (after the prose)
 function l7_cpu(   i, j, k) {
