@@ -37,14 +37,14 @@
 //! backend's turnaround is on every request's path, and a request held to the end of the
 //! pass waits for it. The ring needs a descriptor it can own, so the send side is a
 //! duplicate of the socket, made at the connection's first response. Measured (small
-//! responses, 50 connections, one worker core, wrk and the origin on the other core, 8
-//! alternating rounds, medians of the ratios to HAProxy in the same round): requests/s
-//! 0.966x with direct sends, 1.000x with client sends through the ring; p99 1.09x and
-//! 1.00x. This is HAProxy's own shape: its loop receives from every ready connection,
-//! then sends to every one.
+//! responses, 50 connections, one worker core, wrk and the origin on the other core;
+//! two sets of 8 alternating rounds, medians of the ratios to HAProxy in the same
+//! round): requests/s 0.956–0.966x with direct sends, 0.983–1.000x with client sends
+//! through the ring; p99 1.09–1.25x and 1.00–1.10x; with h2load, 0.961x and 0.983x.
+//! This is HAProxy's own shape: its loop receives from every ready connection, then
+//! sends to every one.
 
-use std::cell::Cell;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, Read as _, Write as _};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
