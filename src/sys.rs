@@ -118,8 +118,9 @@ pub struct Descriptors {
 /// - Raise the soft `RLIMIT_NOFILE` to the hard limit: a proxy holds two descriptors per
 ///   proxied connection (three for plain HTTP on io_uring, whose client socket has a
 ///   second one for sends through the ring), and the usual soft default (1024) would
-///   refuse clients long before the machine is busy. The hard limit is the administrator's ceiling; the soft
-///   one is only a default for programs that do not ask.
+///   refuse clients long before the machine is busy. The hard limit is the
+///   administrator's ceiling; the soft one is only a default for programs that do not
+///   ask.
 /// - Grow the descriptor table now to `min(limit, FD_TABLE_RESERVE)` slots. The kernel
 ///   grows it by doubling when a new descriptor does not fit, and in a process with
 ///   several threads each growth waits for an RCU grace period (`synchronize_rcu` in

@@ -97,9 +97,10 @@ impl SpinWindow {
 pub(crate) struct Spinner(Rc<Cell<bool>>);
 
 impl Spinner {
-    /// Start the spinner if `budget` is positive and it is not running.
+    /// Start the spinner if `budget` is positive, it is not running and the core is on
+    /// io_uring (see the module documentation).
     pub(crate) fn ensure(&self, core: &Core, budget: Duration) {
-        if budget.is_zero() || self.0.get() {
+        if budget.is_zero() || self.0.get() || !core.on_ring() {
             return;
         }
         // The always-readable socket: one byte written and never read.

@@ -30,6 +30,9 @@ pub struct Core(Rc<CoreInner>);
 
 struct CoreInner {
     index: usize,
+    /// The runtime is on io_uring: client sends go through the ring and busy polling is
+    /// possible (both need it; see `stream` and `busy_poll`).
+    on_ring: bool,
     shared: Arc<SharedSnapshot>,
     passive: PassiveSender,
     registry: Arc<Registry>,
@@ -308,6 +311,7 @@ impl Core {
     /// Build the core-local state from the currently published snapshot.
     pub fn new(
         index: usize,
+        on_ring: bool,
         workers: usize,
         shared: Arc<SharedSnapshot>,
         passive: PassiveSender,
@@ -317,6 +321,7 @@ impl Core {
         let first = shared.load();
         let mut inner = CoreInner {
             index,
+            on_ring,
             shared,
             passive,
             registry,
@@ -378,6 +383,11 @@ impl Core {
     /// This worker's index.
     pub fn index(&self) -> usize {
         self.0.index
+    }
+
+    /// Whether this worker's runtime is on io_uring (else on epoll).
+    pub fn on_ring(&self) -> bool {
+        self.0.on_ring
     }
 
     /// The current view, rebuilt first if the control thread published a new snapshot.

@@ -234,12 +234,12 @@ type TaskBox = std::pin::Pin<Box<dyn Future<Output = ()>>>;
 
 /// The worker's main task: accept on every listener until a graceful stop begins, then
 /// let in-flight connections finish until the grace deadline. On each tick it also picks
-/// up listeners added by a reload and closes the ones a reload removed, and (on io_uring,
-/// `on_ring`) starts the busy-polling spinner when the config asks for it.
+/// up listeners added by a reload and closes the ones a reload removed, and starts the
+/// busy-polling spinner when the config asks for it. `on_ring`: the runtime is io_uring's.
 async fn serve(spec: WorkerSpec, on_ring: bool) {
-    stream::use_ring_sends(on_ring);
     let core = Core::new(
         spec.index,
+        on_ring,
         spec.workers,
         spec.shared,
         spec.passive,
@@ -257,11 +257,8 @@ async fn serve(spec: WorkerSpec, on_ring: bool) {
     let _ = spec.ready.send(core.index());
     let lifecycle = spec.lifecycle;
     let new_listeners = spec.new_listeners;
-    // Busy polling needs the ring: see busy_poll's module doc.
     let spinner = busy_poll::Spinner::default();
-    if on_ring {
-        spinner.ensure(&core, core.view().snapshot.config.tuning.busy_poll);
-    }
+    spinner.ensure(&core, core.view().snapshot.config.tuning.busy_poll);
     let mut tick = Box::pin(monoio::time::sleep(POLL_INTERVAL));
     // The accept loops live inside this future (not spawned), so dropping one closes
     // its socket at once: that is how a removed listener or a drain stops accepting.
@@ -290,9 +287,7 @@ async fn serve(spec: WorkerSpec, on_ring: bool) {
                     let _ = histograms.send(batch);
                 }
             }
-            if on_ring {
-                spinner.ensure(&core, view.snapshot.config.tuning.busy_poll);
-            }
+            spinner.ensure(&core, view.snapshot.config.tuning.busy_poll);
             tick = Box::pin(monoio::time::sleep(POLL_INTERVAL));
         }
         // A loop finishes when it finds its listener gone from a reloaded config; a

@@ -44,7 +44,7 @@
 //! This is HAProxy's own shape: its loop receives from every ready connection, then
 //! sends to every one.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io::{self, Read as _, Write as _};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
@@ -67,19 +67,6 @@ const TLS_READ: usize = 17 * 1024;
 const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
 content-type: text/plain; charset=utf-8\r\ncontent-length: 49\r\nconnection: close\r\n\r\n\
 This port speaks HTTPS: use https:// to connect.\n";
-
-thread_local! {
-    /// Whether this thread's runtime is on io_uring, where client sends can go through
-    /// the ring (see [`use_ring_sends`]).
-    static RING_SENDS: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Tell this thread's streams whether its runtime is on io_uring: client connections made
-/// after this send through the ring when it is (see the module documentation). On epoll
-/// a ring send would be a readiness send on a second registered descriptor: no gain.
-pub(crate) fn use_ring_sends(on_ring: bool) {
-    RING_SENDS.with(|r| r.set(on_ring));
-}
 
 /// How a plain socket's writes reach the kernel.
 pub(crate) enum SendMode {
@@ -145,10 +132,11 @@ impl Stream {
         Stream::Plain(tcp, SendMode::Direct)
     }
 
-    /// A client socket driven by readiness, sending through the ring on io_uring (see
-    /// the module documentation).
-    pub(crate) fn client(tcp: TcpStream) -> Stream {
-        let sends = if RING_SENDS.with(Cell::get) {
+    /// A client socket driven by readiness, sending through the ring when the runtime is
+    /// io_uring's (`on_ring`; see the module documentation). On epoll a ring send would
+    /// be a readiness send on a second registered descriptor: no gain.
+    pub(crate) fn client(tcp: TcpStream, on_ring: bool) -> Stream {
+        let sends = if on_ring {
             SendMode::Ring(None)
         } else {
             SendMode::Direct
@@ -274,6 +262,7 @@ impl Stream {
         buf: Vec<u8>,
         range: std::ops::Range<usize>,
     ) -> (io::Result<()>, Vec<u8>) {
+        // Checked once here, so each arm below can slice without a failure of its own.
         if range.start > range.end || range.end > buf.len() {
             return (Err(io::ErrorKind::InvalidInput.into()), buf);
         }
@@ -287,17 +276,11 @@ impl Stream {
                     let (res, slice) = ring.write_all(buf.slice(range)).await;
                     return (res.map(|_| ()), slice.into_inner());
                 }
-                let res = match buf.get(range) {
-                    Some(bytes) => tcp.write_all(bytes).await,
-                    None => Err(io::ErrorKind::InvalidInput.into()),
-                };
+                let res = tcp.write_all(&buf[range]).await;
                 (res, buf)
             }
             Stream::Tls(tls) => {
-                let res = match buf.get(range) {
-                    Some(bytes) => tls.write_all(bytes).await,
-                    None => Err(io::ErrorKind::InvalidInput.into()),
-                };
+                let res = tls.write_all(&buf[range]).await;
                 (res, buf)
             }
             Stream::Detached => (Err(detached()), buf),
@@ -897,10 +880,7 @@ mod switching_tests {
     /// A client stream made as a worker on io_uring makes it, and its upstream-like peer.
     async fn ring_client_pair() -> (Stream, Stream) {
         let (a, b) = pair().await;
-        use_ring_sends(true);
-        let a = Stream::client(a);
-        use_ring_sends(false);
-        (a, Stream::readiness(b))
+        (Stream::client(a, true), Stream::readiness(b))
     }
 
     /// A client stream on io_uring: its sends go through the ring on a duplicate
@@ -998,8 +978,7 @@ mod switching_tests {
             .expect("runtime");
         rt.block_on(bounded(async {
             let (a, b) = pair().await;
-            use_ring_sends(false);
-            let (mut a, mut b) = (Stream::client(a), Stream::readiness(b));
+            let (mut a, mut b) = (Stream::client(a, false), Stream::readiness(b));
             assert_eq!(exchange(&mut a, &mut b, b"one").await.unwrap(), b"one");
             assert!(matches!(a, Stream::Polled(_, SendMode::Direct)));
         }));

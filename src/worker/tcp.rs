@@ -198,7 +198,7 @@ async fn serve_connection(
         let listener_name = listener.name.clone();
         drop(view);
         let (stream, early) = match tls {
-            None => (Stream::client(client), early),
+            None => (Stream::client(client, core.on_ring()), early),
             // The handshake has the head's time limit: a client that trickles it is
             // the same slowloris as one that trickles a request head.
             // Boxed, once per connection: the handshake's future is large, and inline it
