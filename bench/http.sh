@@ -50,8 +50,10 @@ RINGWAY="${RINGWAY:-$ROOT/target/release/ringway}"
 RINGWAY_TEMPLATE="${RINGWAY_TEMPLATE:-$ROOT/bench/http/ringway.ron}"
 LUA_SCRIPT="${LUA_SCRIPT:-$ROOT/bench/http/latency.lua}"
 BUILD="${BUILD:-1}"                   # 1: cargo build --release before running (if ringway is a row)
-# Busy polling for both proxies that have it: ringway's tuning.busy_poll set to this budget
-# (e.g. 50us) and HAProxy's `busy-polling` (always on; nginx has none). Empty: both off.
+# Busy polling. Empty (the default): each proxy as it ships; ringway polls for its default
+# budget after activity (tuning.busy_poll, 50 µs), HAProxy and nginx sleep at once. A budget
+# (e.g. 50us): ringway's tuning.busy_poll set to it and HAProxy's `busy-polling` on (it never
+# sleeps; nginx has none). 0s: off for both.
 BUSY_POLL="${BUSY_POLL:-}"
 
 TMP="$(mktemp -d /tmp/ringway-http.XXXXXX)"
@@ -107,13 +109,20 @@ fi
 # ------------------------------------------------------------------------------------------
 # Proxies
 
-write_ringway() { # write_ringway FILE PORT: the template with the ports and busy_poll filled in
-    sed -e "s/@PORT@/$2/g" -e "s/@BACKEND_PORT@/$BACKEND_PORT/g" \
-        -e "s/@BUSY_POLL@/${BUSY_POLL:-0s}/g" "$RINGWAY_TEMPLATE" >"$1"
+# busy_poll_off: BUSY_POLL is a zero duration ("0s", "0us", ...)
+busy_poll_off() { [[ "$BUSY_POLL" =~ ^0+(\.0+)?(s|ms|us|ns)?$ ]]; }
+
+# write_ringway FILE PORT: the template with the ports filled in, and busy_poll as BUSY_POLL
+# says (its line dropped when BUSY_POLL is empty, so ringway's default applies)
+write_ringway() {
+    local busy=(-e "s/@BUSY_POLL@/$BUSY_POLL/g")
+    [[ -z "$BUSY_POLL" ]] && busy=(-e "/@BUSY_POLL@/d")
+    sed -e "s/@PORT@/$2/g" -e "s/@BACKEND_PORT@/$BACKEND_PORT/g" "${busy[@]}" \
+        "$RINGWAY_TEMPLATE" >"$1"
 }
 
 write_haproxy() { # write_haproxy FILE PORT
-    if [[ -n "$BUSY_POLL" ]]; then
+    if [[ -n "$BUSY_POLL" ]] && ! busy_poll_off; then
         write_haproxy_http "$1" "$2" "" busy-polling
     else
         write_haproxy_http "$1" "$2"
@@ -202,10 +211,12 @@ command -v h2load >/dev/null && versions+=", $(h2load --version 2>&1 | head -1)"
 command -v haproxy >/dev/null && versions+=", $(haproxy -v 2>&1 | head -1 | awk '{ print "HAProxy " $3 }')"
 versions+=", $(nginx -v 2>&1 | sed 's/^nginx version: //')"
 printf '\nTools: %s.\n' "$versions"
-if [[ -n "$BUSY_POLL" ]]; then
-    printf 'Busy polling on: ringway tuning.busy_poll %s, HAProxy busy-polling (nginx has none).\n' "$BUSY_POLL"
+if [[ -z "$BUSY_POLL" ]]; then
+    printf 'Busy polling as each proxy ships: ringway polls 50 µs after activity (tuning.busy_poll default); HAProxy and nginx do not.\n'
+elif busy_poll_off; then
+    printf 'Busy polling off for every proxy (ringway tuning.busy_poll %s).\n' "$BUSY_POLL"
 else
-    printf 'Busy polling off (the default) for every proxy.\n'
+    printf 'Busy polling on: ringway tuning.busy_poll %s, HAProxy busy-polling (nginx has none).\n' "$BUSY_POLL"
 fi
 print_load "$LOAD_START"
 if [[ "${KEEP_TMP:-0}" == 1 ]]; then

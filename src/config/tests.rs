@@ -121,7 +121,7 @@ fn issue_sample_parses_to_expected_values() {
         tuning: Tuning {
             pipe_bytes: 1_048_576,
             copy_buffer_bytes: 65_536,
-            busy_poll: Duration::ZERO,
+            busy_poll: DEFAULT_BUSY_POLL,
         },
         shutdown_grace: Duration::from_secs(30),
         admin: None,
@@ -166,8 +166,8 @@ fn defaults_fill_absent_optional_fields() {
     assert_eq!(config.tuning.copy_buffer_bytes, 65_536);
     assert_eq!(
         config.tuning.busy_poll,
-        Duration::ZERO,
-        "busy polling is opt-in"
+        Duration::from_micros(50),
+        "a worker polls 50 µs after activity unless told otherwise"
     );
     let listener = &config.listeners[0];
     assert_eq!(
@@ -211,6 +211,7 @@ fn optional_fields_need_no_some() {
     assert_eq!(config.pools[0].backends[0].weight, 7);
     assert_eq!(config.tuning.copy_buffer_bytes, 4_096);
     assert_eq!(config.tuning.pipe_bytes, DEFAULT_PIPE_BYTES);
+    assert_eq!(config.tuning.busy_poll, DEFAULT_BUSY_POLL);
     assert_eq!(config.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
     let text = text.replace("workers: 3,", "workers: 3, shutdown_grace: \"1.5s\",");
     let config = Config::parse(&text).unwrap();
