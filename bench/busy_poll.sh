@@ -37,6 +37,7 @@ PROXY_MAX_SECS="${PROXY_MAX_SECS:-900}"
 READY_SECS="${READY_SECS:-10}"
 BUILD="${BUILD:-1}"
 RINGWAY="${RINGWAY:-$ROOT/target/release/ringway}"
+RINGWAY_TEMPLATE="${RINGWAY_TEMPLATE:-$ROOT/bench/http/ringway.ron}"
 LUA_SCRIPT="${LUA_SCRIPT:-$ROOT/bench/http/latency.lua}"
 SCENARIOS="rates" # for l7_tools: no h2load scenario to drop (h2load is required here)
 
@@ -61,7 +62,8 @@ NOTES=()
 l7_tools none h2load haproxy
 RINGWAY_OK=1
 ringway_binary 1
-[[ "$RINGWAY_OK" == 1 ]] || { log "no ringway binary"; exit 1; }
+[[ -f "$RINGWAY_TEMPLATE" ]] || RINGWAY_OK=0
+[[ "$RINGWAY_OK" == 1 ]] || { log "no ringway binary or config template"; exit 1; }
 
 printf 'hello\n' >"$TMP/www/small"
 NRATES=$(wc -w <<<"$RATES")
@@ -69,37 +71,23 @@ BACKEND_SECS=$((RUNS * $(wc -w <<<"$PROXIES") * ((NRATES + 1) * (DURATION + CLIE
 start_origin "$BACKEND_SECS" "/small: \"hello\\n\" (6 bytes)"
 wait_ready http "$BACKEND_PORT" "$ORIGIN_PID" || { log "origin nginx did not start"; exit 1; }
 
-# start_proxy NAME INDEX: ringway@BUDGET or haproxy on its own port, pinned to PROXY_CPU
+# The proxies as bench/http.sh runs them (bench/http/ringway.ron, lib.sh's HAProxy config);
+# ringway's busy_poll is the row's budget.
+write_ringway() { # write_ringway FILE PORT
+    sed -e "s/@PORT@/$2/g" -e "s/@BACKEND_PORT@/$BACKEND_PORT/g" -e "s/@BUSY_POLL@/$BUDGET/g" \
+        "$RINGWAY_TEMPLATE" >"$1"
+}
+write_haproxy() { write_haproxy_http "$@"; } # write_haproxy FILE PORT
+
+# start_proxy NAME INDEX: ringway@BUDGET or haproxy, pinned to PROXY_CPU, answering on PORT
 start_proxy() {
-    local name="$1" cfg
-    PORT=$((BASE_PORT + 10 * $2))
-    PROXY_PID=""
-    PROXY_PROC=""
-    port_open "$PORT" && { log "$name: 127.0.0.1:$PORT already in use (set BASE_PORT)"; return 1; }
-    case "$name" in
-    ringway@*)
-        cfg="$TMP/ringway-$2.ron"
-        cat >"$cfg" <<EOF
-(workers: 1,
- listeners: [(name: "web", bind: "127.0.0.1:$PORT", protocol: Http(routes: [(path_prefix: "/", pool: "origin")]))],
- pools: [(name: "origin", backends: [(addr: "127.0.0.1:$BACKEND_PORT")], keepalive: (max_idle: 256, idle: "60s"))],
- tuning: (busy_poll: "${name#ringway@}"))
-EOF
-        start_bg "ringway-$2" "$PROXY_CPU" "$PROXY_MAX_SECS" "$RINGWAY" run -c "$cfg" --workers 1
-        ;;
-    haproxy)
-        cfg="$TMP/haproxy.cfg"
-        write_haproxy_http "$cfg" "$PORT"
-        start_bg haproxy "$PROXY_CPU" "$PROXY_MAX_SECS" haproxy -db -f "$cfg"
-        ;;
-    *) log "unknown proxy $name"; return 1 ;;
-    esac
-    PROXY_PID=$LAST_PID
-    if ! wait_ready http "$PORT" "$PROXY_PID"; then
-        proxy_not_ready "$name" "did not answer GET /small with 200 on 127.0.0.1:$PORT"
-        return 1
+    local name="$1"
+    if [[ "$name" == ringway@* ]]; then
+        BUDGET="${name#ringway@}"
+        name=ringway
     fi
-    proxy_child
+    launch_http_proxy "$name" "$2" || return 1
+    await_http_proxy "$1"
 }
 
 client() { run_client $((DURATION + CLIENT_SLACK)) "$@"; }

@@ -116,7 +116,7 @@ busy_poll_off() { [[ "$BUSY_POLL" =~ ^0+(\.0+)?(s|ms|us|ns)?$ ]]; }
 # says (its line dropped when BUSY_POLL is empty, so ringway's default applies)
 write_ringway() {
     local busy=(-e "s/@BUSY_POLL@/$BUSY_POLL/g")
-    [[ -z "$BUSY_POLL" ]] && busy=(-e "/@BUSY_POLL@/d")
+    [[ -z "$BUSY_POLL" ]] && busy=(-e '/busy_poll: "@BUSY_POLL@"/d')
     sed -e "s/@PORT@/$2/g" -e "s/@BACKEND_PORT@/$BACKEND_PORT/g" "${busy[@]}" \
         "$RINGWAY_TEMPLATE" >"$1"
 }
@@ -135,12 +135,8 @@ write_nginx() { write_nginx_http "$@"; } # write_nginx FILE PORT
 start_proxy() {
     launch_http_proxy "$1" "$2" || return 1
     [[ "$1" == direct ]] && return 0
-    if ! wait_ready http "$PORT" "$PROXY_PID"; then
-        proxy_not_ready "$1" "did not answer GET /small with 200 on 127.0.0.1:$PORT"
-        return 1
-    fi
+    await_http_proxy "$1" || return 1
     get_check http "$PORT" /big "$BIG_BYTES" || log "  $1: GET /big did not return 200 with $BIG_BYTES bytes"
-    proxy_child
 }
 
 client() { # client CMD ARGS...: the load generator pinned to the load CPU, time-bounded

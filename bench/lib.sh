@@ -469,6 +469,16 @@ launch_http_proxy() {
     PROXY_PID=$LAST_PID
 }
 
+# await_http_proxy NAME: after launch_http_proxy, wait until the proxy answers GET /small with
+# 200 on PORT and set PROXY_PROC; if it does not in time, stop it and return 1.
+await_http_proxy() {
+    if ! wait_ready http "$PORT" "$PROXY_PID"; then
+        proxy_not_ready "$1" "did not answer GET /small with 200 on 127.0.0.1:$PORT"
+        return 1
+    fi
+    proxy_child
+}
+
 # run_scenario CLIENT PROXY SCENARIO RUN PORT: `CLIENT SCENARIO PORT` (a function of the
 # script) runs the scenario's load generator and sets PARSER (parse_wrk or parse_h2load).
 # Its output goes to OUT/PROXY-SCENARIO-RUN.txt; the parsed fields, with the proxy's CPU
@@ -557,8 +567,7 @@ function spread(k, fmt,   n) {
 }
 function num(v, fmt) { return v == "" ? "-" : sprintf(fmt, v) }
 function pctf(v) { return v == "" ? "-" : sprintf("%.0f%%", v) }
-function ratio(v, b) { return (v == "" || b == "" || b == 0) ? "-" : sprintf("%.2f", v / b) }
-function ratio3(v, b) { return (v == "" || b == "" || b == 0) ? "-" : sprintf("%.3f", v / b) }
+function ratio(v, b, fmt) { return (v == "" || b == "" || b == 0) ? "-" : sprintf(fmt == "" ? "%.2f" : fmt, v / b) }
 '
 
 # AWK_L7: the L7 scripts' reading of RESULTS (needs AWK_STATS; awk -v proxies, scens, base,
@@ -619,7 +628,7 @@ function l7_floors(title,   j, sc, r, l, fr, br, fl, bl) {
         # Judged on the unrounded medians: 0.996 prints as 1.00 but is below.
         fr = median(floor SUBSEP sc SUBSEP "rps"); br = median(base SUBSEP sc SUBSEP "rps")
         fl = median(floor SUBSEP sc SUBSEP "p99"); bl = median(base SUBSEP sc SUBSEP "p99")
-        r = ratio3(fr, br); l = ratio3(fl, bl)
+        r = ratio(fr, br, "%.3f"); l = ratio(fl, bl, "%.3f")
         printf "| %s | %s | %s | %s | %s | %s | %s |\n", sc, r, r == "-" ? "-" : (fr + 0 >= br + 0 ? "ok" : "**below**"),
             l, l == "-" ? "-" : (fl + 0 <= bl + 0 ? "ok" : "**worse**"), paired(sc, "rps"), paired(sc, "p99")
     }
