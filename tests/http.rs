@@ -585,6 +585,55 @@ fn upstream_failures_get_502_503_504() {
     assert_eq!(busy.join().unwrap(), 504);
 }
 
+/// A backend whose handshake never completes: its accept queue (backlog 0 holds one
+/// connection) is full and nothing accepts, so the kernel drops every further SYN. The
+/// listener and the connection filling it live as long as the returned pair.
+fn unanswering_backend() -> (socket2::Socket, std::net::TcpStream, SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let filler = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    // The queue is full once a second handshake cannot complete.
+    assert!(
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err(),
+        "the backlog admitted a second connection"
+    );
+    (listener, filler, addr)
+}
+
+#[test]
+fn a_backend_that_never_completes_the_handshake_gets_502_at_the_connect_timeout() {
+    let (_listener, _filler, hole) = unanswering_backend();
+    let proxy = http_proxy(
+        r#"(pool: "hole")"#,
+        r#", timeouts: (connect: "300ms")"#,
+        &pool("hole", &[hole], ""),
+    );
+    for _ in 0..2 {
+        let mut c = HttpClient::connect(proxy.addr("web"));
+        let started = Instant::now();
+        let r = c.request("GET", "/", &[], b"");
+        let took = started.elapsed();
+        assert_eq!(r.status, 502, "{r:?}");
+        assert!(
+            took >= Duration::from_millis(250),
+            "answered early: {took:?}"
+        );
+        assert!(took < Duration::from_secs(3), "answered late: {took:?}");
+    }
+    // Counted as failed connects of that backend, not as answers.
+    let metrics = common::http_request(proxy.admin_addr(), "GET", "/metrics").body;
+    let failures = common::metric(
+        &metrics,
+        &format!("ringway_backend_connect_failures_total{{pool=\"hole\",backend=\"{hole}\"}}"),
+    );
+    assert_eq!(failures, Some(2.0), "{metrics}");
+}
+
 #[test]
 fn rate_limited_requests_get_429() {
     let backend = hello("b");

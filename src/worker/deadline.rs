@@ -11,7 +11,7 @@
 
 use std::future::Future;
 use std::io;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -26,52 +26,77 @@ pub(super) struct Deadline {
 
 impl Deadline {
     /// Wait for `fut` for at most `limit` from now (from this call: callers await at
-    /// once). Not an `async fn` itself, so the wait's future is not wrapped, and moved,
-    /// once more. `limit` is a validated timeout (at most `MAX_TIMEOUT`, so the sum
-    /// cannot overflow) or a constant.
-    pub(super) fn within<'a, T: 'a, F>(
-        &'a mut self,
-        limit: Duration,
-        fut: F,
-    ) -> impl Future<Output = io::Result<T>> + 'a
+    /// once). `limit` is a validated timeout (at most `MAX_TIMEOUT`, so the sum cannot
+    /// overflow) or a constant.
+    pub(super) fn within<T, F>(&mut self, limit: Duration, fut: F) -> Until<'_, F>
     where
-        F: Future<Output = io::Result<T>> + 'a,
+        F: Future<Output = io::Result<T>>,
     {
         self.until(Instant::now() + limit, fut)
     }
 
     /// Wait for `fut` until `deadline`. Past it `fut` is dropped, which cancels its I/O,
     /// and the result is `ErrorKind::TimedOut`.
-    pub(super) async fn until<T>(
-        &mut self,
-        deadline: Instant,
-        fut: impl Future<Output = io::Result<T>>,
-    ) -> io::Result<T> {
-        let sleep = match &mut self.sleep {
-            Some(sleep) => {
-                sleep.as_mut().reset(deadline.into());
-                sleep
-            }
-            None => self
-                .sleep
-                .insert(Box::pin(monoio::time::sleep_until(deadline.into()))),
-        };
-        let mut fut = pin!(fut);
-        std::future::poll_fn(|cx| {
-            // The operation first: a result that is ready wins over a deadline that has
-            // just passed, as with `monoio::time::timeout`.
-            if let Poll::Ready(res) = fut.as_mut().poll(cx) {
-                return Poll::Ready(res);
-            }
-            sleep
-                .as_mut()
-                .poll(cx)
-                .map(|()| Err(io::ErrorKind::TimedOut.into()))
-        })
-        .await
+    ///
+    /// A plain function returning [`Until`], not an `async fn`: an `async fn` keeps its
+    /// argument `fut` in its state and then a pinned copy of it beside, so its future is
+    /// twice the operation's size, and the first poll copies the operation from one to
+    /// the other. Every read and write of a connection goes through here, and the
+    /// enclosing futures (the whole connection's, in the end) are sized by it.
+    pub(super) fn until<T, F>(&mut self, deadline: Instant, fut: F) -> Until<'_, F>
+    where
+        F: Future<Output = io::Result<T>>,
+    {
+        Until {
+            fut,
+            sleep: self.aimed_at(deadline),
+        }
         // The timer stays armed when the wait ends early. If its time comes before the
         // next wait moves it, it wakes the connection's task once, which then finds
         // nothing to do: cheaper than taking it out of the wheel after every wait.
+    }
+
+    /// The connection's timer itself, aimed at `deadline`, for a wait that moves its
+    /// own deadline as it goes (a body splice's idle timeout).
+    pub(super) fn aimed_at(&mut self, deadline: Instant) -> Pin<&mut Sleep> {
+        let fresh = self.sleep.is_none();
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(monoio::time::sleep_until(deadline.into())));
+        if !fresh {
+            sleep.as_mut().reset(deadline.into());
+        }
+        sleep.as_mut()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// One wait of [`Deadline::until`]: the operation, held in place, and the
+    /// connection's timer, already aimed at this wait's deadline.
+    pub(super) struct Until<'a, F> {
+        #[pin]
+        fut: F,
+        sleep: Pin<&'a mut Sleep>,
+    }
+}
+
+impl<T, F> Future for Until<'_, F>
+where
+    F: Future<Output = io::Result<T>>,
+{
+    type Output = io::Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // The operation first: a result that is ready wins over a deadline that has just
+        // passed, as with `monoio::time::timeout`.
+        if let Poll::Ready(res) = this.fut.poll(cx) {
+            return Poll::Ready(res);
+        }
+        this.sleep
+            .as_mut()
+            .poll(cx)
+            .map(|()| Err(io::ErrorKind::TimedOut.into()))
     }
 }
 

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use super::core::{ActiveGuard, Core, CoreView, HttpRuntime, Tried};
 use super::deadline::Deadline;
 use super::stream::{splice_pair, Stream, TlsStream};
+use super::tcp::{BackendConnect, ConnectError};
 use super::upstream::IdleKey;
 use crate::access_log::Entry;
 use crate::config::{AccessLogFormat, HttpSettings, Listener, Sticky};
@@ -790,11 +791,13 @@ impl Conn<'_> {
                         // Every usable backend is at its connection limit: wait in line
                         // for a slot rather than failing at once, up to the connect
                         // timeout, then 503.
-                        let left = queue_deadline.saturating_duration_since(Instant::now());
-                        if left.is_zero()
-                            || monoio::time::timeout(left, self.core.backend_slot_freed())
-                                .await
-                                .is_err()
+                        let core = self.core;
+                        let freed = async {
+                            core.backend_slot_freed().await;
+                            Ok(())
+                        };
+                        if Instant::now() >= queue_deadline
+                            || self.timer.until(queue_deadline, freed).await.is_err()
                         {
                             return Err(NoBackend::Unavailable);
                         }
@@ -824,9 +827,18 @@ impl Conn<'_> {
             let (stream, reused) = match parked {
                 Some(stream) => (stream, true),
                 None => {
-                    let connect =
-                        super::tcp::connect_backend(self.core, view, pool, index, connect_timeout);
-                    let Some(tcp) = connect.await else {
+                    // Timed with the connection's timer: a timeout of its own would put
+                    // a timer entry (640 bytes) in every connection's future.
+                    let attempt = BackendConnect::start(view, pool, index, connect_timeout);
+                    let result = self
+                        .timer
+                        .within(
+                            connect_timeout,
+                            monoio::net::TcpStream::connect_addr(attempt.addr),
+                        )
+                        .await
+                        .map_err(ConnectError::from_timed);
+                    let Some(tcp) = attempt.settle(self.core, view, result) else {
                         continue;
                     };
                     match upstream_stream(self.core, view, pool, index, tcp, connect_timeout).await
@@ -1199,7 +1211,9 @@ impl Conn<'_> {
             if let Some(left) = tracker.remaining_length().filter(|&n| n >= SPLICE_MIN) {
                 let (client, upstream, moved) =
                     (&mut self.client, &mut lease.stream, &self.stats.bytes_in);
-                let spliced = splice_body(self.core, client, upstream, left, idle, moved).await;
+                let timer = &mut self.timer;
+                let spliced =
+                    splice_body(self.core, client, upstream, left, idle, timer, moved).await;
                 match spliced {
                     Some(Ok(())) => {
                         *tracker = BodyTracker::new(BodyFraming::None, &UPSTREAM_LIMITS);
@@ -1306,7 +1320,8 @@ impl Conn<'_> {
             if let (None, Some(left)) = (&decoder, long) {
                 let (upstream, client, moved) =
                     (&mut lease.stream, &mut self.client, &self.stats.bytes_out);
-                match splice_body(self.core, upstream, client, left, idle, moved).await {
+                let timer = &mut self.timer;
+                match splice_body(self.core, upstream, client, left, idle, timer, moved).await {
                     Some(Ok(())) => return Ok(sent + left),
                     Some(Err(_)) => {
                         lease.report(self.core, Passive::Reset);
@@ -1491,18 +1506,21 @@ async fn upstream_stream(
 /// Splice `len` body bytes from `src` to `dst` with a pipe of the configured size.
 /// `None` when the two cannot be spliced (TLS), both left as they were. After a body
 /// spliced whole both are readiness-driven again, for the next exchange; after a failure
-/// the exchange cannot go on, and they are left as they are.
+/// the exchange cannot go on, and they are left as they are. Its idle timeout runs on
+/// the connection's `timer`.
 async fn splice_body(
     core: &Core,
     src: &mut Stream,
     dst: &mut Stream,
     len: u64,
     idle: Duration,
+    timer: &mut Deadline,
     moved: &std::sync::atomic::AtomicU64,
 ) -> Option<io::Result<()>> {
     let (from, to) = splice_pair(src, dst)?;
     let pipe = core.view().snapshot.config.tuning.pipe_bytes;
-    let spliced = super::relay::splice_exact(core, from, to, len, pipe, idle, moved).await;
+    let timer = timer.aimed_at(Instant::now() + idle);
+    let spliced = super::relay::splice_exact(core, from, to, len, pipe, idle, timer, moved).await;
     if spliced.is_ok() {
         src.back_to_readiness();
         dst.back_to_readiness();

@@ -9,11 +9,12 @@ use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
+use monoio::time::Sleep;
 
 use super::core::Core;
 use super::stream::{ReadHalf, Stream, WriteHalf};
@@ -58,7 +59,8 @@ pub async fn splice_relay(
         &activity,
         &stats.bytes_out,
     );
-    let outcome = race_idle(both(upstream, downstream), &activity, idle).await;
+    let timer = pin!(monoio::time::sleep(idle));
+    let outcome = race_idle(both(upstream, downstream), &activity, idle, timer).await;
     // Only a relay that finished cleanly is known to leave its pipes empty; any other
     // ending may leave bytes inside, so those pipes are closed, never reused.
     if let Ok(RelayOutcome::Finished) = outcome {
@@ -142,7 +144,10 @@ async fn splice_direction(
 ///
 /// The sockets are switched to `O_NONBLOCK` for the splice calls and put back as they
 /// were afterwards, so the runtime's own operations on them behave as before. Ends with
-/// an error when `src` closes early (a truncated body) or nothing moves for `idle`.
+/// an error when `src` closes early (a truncated body) or nothing moves for `idle`,
+/// timed with `timer` (the HTTP connection's own, so this adds no timer entry to the
+/// connection's future).
+#[allow(clippy::too_many_arguments)]
 pub async fn splice_exact(
     core: &Core,
     src: &TcpStream,
@@ -150,6 +155,7 @@ pub async fn splice_exact(
     len: u64,
     pipe_bytes: usize,
     idle: Duration,
+    timer: Pin<&mut Sleep>,
     moved: &AtomicU64,
 ) -> io::Result<()> {
     let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
@@ -166,7 +172,7 @@ pub async fn splice_exact(
         Ok(pipe) => {
             let activity = Cell::new(Instant::now());
             let copy = splice_len(src, dst, pipe, len, &activity, moved);
-            match race_idle(copy, &activity, idle).await {
+            match race_idle(copy, &activity, idle, timer).await {
                 Ok(RelayOutcome::Finished) => Ok(()),
                 Ok(RelayOutcome::IdleTimeout) => Err(io::ErrorKind::TimedOut.into()),
                 Err(e) => Err(e),
@@ -414,7 +420,8 @@ pub(crate) async fn stream_relay(
         &activity,
         &stats.bytes_out,
     );
-    race_idle(both(upstream, downstream), &activity, idle).await
+    let timer = pin!(monoio::time::sleep(idle));
+    race_idle(both(upstream, downstream), &activity, idle, timer).await
 }
 
 /// One direction of [`stream_relay`]: read, write it all, until end-of-stream has been
@@ -492,17 +499,19 @@ async fn race_idle<F>(
     relay: F,
     activity: &Cell<Instant>,
     idle: Duration,
+    mut timer: Pin<&mut Sleep>,
 ) -> io::Result<RelayOutcome>
 where
     F: Future<Output = io::Result<()>>,
 {
-    let watchdog = async {
+    let watchdog = async move {
         loop {
             let deadline = activity.get() + idle;
             if Instant::now() >= deadline {
                 return;
             }
-            monoio::time::sleep_until(monoio::time::Instant::from_std(deadline)).await;
+            timer.as_mut().reset(deadline.into());
+            timer.as_mut().await;
         }
     };
     let mut relay = pin!(relay);

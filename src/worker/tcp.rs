@@ -408,27 +408,94 @@ pub(super) async fn connect_backend(
     index: usize,
     connect_timeout: Duration,
 ) -> Option<TcpStream> {
-    let runtime = &view.pools[pool];
-    let addr = view.snapshot.config.pools[pool].backends[index].addr;
-    let stats = &runtime.stats[index];
-    let started = Instant::now();
-    let attempt = monoio::time::timeout(connect_timeout, TcpStream::connect_addr(addr)).await;
-    let (event, why) = match attempt {
-        Ok(Ok(stream)) => {
-            core.record_connect(runtime, started.elapsed());
-            stats.connections_total.fetch_add(1, Ordering::Relaxed);
-            // Small writes (heads, handshakes, RPCs) must not wait on Nagle.
-            let _ = stream.set_nodelay(true);
-            return Some(stream);
+    let attempt = BackendConnect::start(view, pool, index, connect_timeout);
+    let result = monoio::time::timeout(connect_timeout, TcpStream::connect_addr(attempt.addr))
+        .await
+        .map_err(|_| ConnectError::TimedOut);
+    attempt.settle(
+        core,
+        view,
+        result.and_then(|r| r.map_err(ConnectError::Failed)),
+    )
+}
+
+/// Why a connect to a backend did not give a stream.
+pub(super) enum ConnectError {
+    /// The kernel refused or failed it (refused, unreachable, reset).
+    Failed(io::Error),
+    /// Nothing came within the connect timeout.
+    TimedOut,
+}
+
+impl ConnectError {
+    /// From the result of a wait on a [`super::deadline::Deadline`]: its own timeout
+    /// is a `TimedOut` error with no OS error code; anything else is the connect's.
+    pub(super) fn from_timed(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::TimedOut && e.raw_os_error().is_none() {
+            ConnectError::TimedOut
+        } else {
+            ConnectError::Failed(e)
         }
-        Ok(Err(e)) => (Passive::ConnectFailure, format!("connect failed: {e}")),
-        Err(_) => (
-            Passive::Timeout,
-            format!("connect timed out after {connect_timeout:?}"),
-        ),
-    };
-    stats.connect_failures_total.fetch_add(1, Ordering::Relaxed);
-    core.report(view, pool, index, event);
-    crate::log::debug(format_args!("upstream {addr}: {why}"));
-    None
+    }
+}
+
+/// One connect attempt to a backend, timed by the caller: `connect_backend` with
+/// its own timer, the HTTP path with its connection's (whose timer is already
+/// allocated, so the connect adds none to the connection's future).
+pub(super) struct BackendConnect {
+    /// Where to connect.
+    pub(super) addr: SocketAddr,
+    pool: usize,
+    index: usize,
+    connect_timeout: Duration,
+    started: Instant,
+}
+
+impl BackendConnect {
+    /// Start timing a connect to backend `index` of `pool`.
+    pub(super) fn start(
+        view: &CoreView,
+        pool: usize,
+        index: usize,
+        connect_timeout: Duration,
+    ) -> Self {
+        BackendConnect {
+            addr: view.snapshot.config.pools[pool].backends[index].addr,
+            pool,
+            index,
+            connect_timeout,
+            started: Instant::now(),
+        }
+    }
+
+    /// Count the attempt's outcome and report a failure, as `connect_backend` says.
+    pub(super) fn settle(
+        self,
+        core: &Core,
+        view: &CoreView,
+        result: Result<TcpStream, ConnectError>,
+    ) -> Option<TcpStream> {
+        let runtime = &view.pools[self.pool];
+        let stats = &runtime.stats[self.index];
+        let (event, why) = match result {
+            Ok(stream) => {
+                core.record_connect(runtime, self.started.elapsed());
+                stats.connections_total.fetch_add(1, Ordering::Relaxed);
+                // Small writes (heads, handshakes, RPCs) must not wait on Nagle.
+                let _ = stream.set_nodelay(true);
+                return Some(stream);
+            }
+            Err(ConnectError::Failed(e)) => {
+                (Passive::ConnectFailure, format!("connect failed: {e}"))
+            }
+            Err(ConnectError::TimedOut) => (
+                Passive::Timeout,
+                format!("connect timed out after {:?}", self.connect_timeout),
+            ),
+        };
+        stats.connect_failures_total.fetch_add(1, Ordering::Relaxed);
+        core.report(view, self.pool, self.index, event);
+        crate::log::debug(format_args!("upstream {}: {why}", self.addr));
+        None
+    }
 }
