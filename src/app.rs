@@ -217,12 +217,14 @@ fn supervise(
     while !workers.iter().all(|w| w.is_finished()) {
         match signals.wait(SUPERVISE_TICK) {
             Some(Signal::Terminate) if !lifecycle.is_draining() => {
+                // Draining first, then the word: whoever reads "draining" in the log
+                // (an operator, a test) must find `/ready` already answering 503.
+                lifecycle.start_draining(std::time::Instant::now(), config.shutdown_grace);
+                crate::sdnotify::notify("STOPPING=1");
                 crate::log::info(format_args!(
                     "SIGTERM: draining for up to {:?}; no new connections are accepted",
                     config.shutdown_grace
                 ));
-                crate::sdnotify::notify("STOPPING=1");
-                lifecycle.start_draining(std::time::Instant::now(), config.shutdown_grace);
             }
             Some(Signal::Terminate) | Some(Signal::Interrupt) => {
                 crate::log::info(format_args!("stopping now"));
