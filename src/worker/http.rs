@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use super::core::{ActiveGuard, Core, CoreView, HttpRuntime, Tried};
 use super::deadline::Deadline;
+use super::read_buffers;
 use super::stream::{splice_pair, Stream, TlsStream};
 use super::tcp::{BackendConnect, ConnectError};
 use super::upstream::IdleKey;
@@ -46,8 +47,8 @@ use crate::lb::hash_ip;
 use crate::metrics::{ListenerStats, RouteStats};
 use crate::route::{Action, IterHeaders, RequestView};
 
-/// Spare room asked for before each read; also the starting size of each buffer.
-const READ_CHUNK: usize = 16 * 1024;
+/// Spare room asked for before each read: a lent buffer's size.
+const READ_CHUNK: usize = read_buffers::READ_BUFFER;
 /// Room for each read of a body: larger than for heads, since bulk transfers cost a
 /// system call per read. Only connections that stream a body grow to it.
 const BODY_CHUNK: usize = 64 * 1024;
@@ -73,16 +74,34 @@ const UPSTREAM_LIMITS: Limits = Limits {
 /// Bytes read from one socket and not consumed yet: `buf[pos..]`.
 ///
 /// Owned buffers, because io_uring writes into memory the kernel holds until the
-/// operation completes: each read or write hands the `Vec` over and gets it back.
+/// operation completes: each read or write hands the `Vec` over and gets it back. The
+/// buffer is the worker's, lent ([`super::read_buffers`]): given back by [`release`]
+/// (Self::release) once an exchange leaves it empty, and when the connection ends.
 struct Inbound {
     buf: Vec<u8>,
     pos: usize,
 }
 
+impl Drop for Inbound {
+    fn drop(&mut self) {
+        read_buffers::give(std::mem::take(&mut self.buf));
+    }
+}
+
 impl Inbound {
-    fn new(mut early: Vec<u8>) -> Inbound {
-        early.reserve(READ_CHUNK);
+    /// Starting with `early` (bytes read before the HTTP driver began: past a PROXY
+    /// header), or with no buffer at all until the first read brings data.
+    fn new(early: Vec<u8>) -> Inbound {
         Inbound { buf: early, pos: 0 }
+    }
+
+    /// Give the buffer back to the worker if nothing in it is left to consume: between
+    /// exchanges a keep-alive connection then holds no buffer while it waits.
+    fn release(&mut self) {
+        if self.is_empty() {
+            read_buffers::give(std::mem::take(&mut self.buf));
+            self.pos = 0;
+        }
     }
 
     fn data(&self) -> &[u8] {
@@ -116,6 +135,15 @@ impl Inbound {
     /// Read once, with room for about `room` bytes. Bodies are read in larger pieces
     /// than heads: fewer system calls per byte where bytes are many.
     async fn read_up_to(&mut self, stream: &mut Stream, room: usize) -> io::Result<usize> {
+        if self.buf.capacity() == 0 {
+            // No buffer (released between exchanges, or never had one): read into one
+            // lent for the read, which a readiness-driven socket holds only once its
+            // data is there.
+            let (res, buf) = stream.read_lent().await;
+            self.buf = buf;
+            self.pos = 0;
+            return res;
+        }
         if self.pos > 0 {
             // Move the unconsumed tail to the front (a head in progress, usually short)
             // so the buffer's spare room is at the end where the kernel writes.
@@ -320,7 +348,12 @@ pub async fn serve(
             .exchange(head, &view, index, listener, settings, runtime)
             .await
         {
-            Next::KeepAlive if !core.is_draining() => {}
+            Next::KeepAlive if !core.is_draining() => {
+                // Waiting for the next request needs no buffer (unless it is already
+                // partly here, pipelined): the worker lends one when it arrives.
+                conn.cin.release();
+                conn.uin.release();
+            }
             _ => break,
         }
     }

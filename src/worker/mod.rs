@@ -8,6 +8,7 @@ mod busy_poll;
 mod core;
 mod deadline;
 mod http;
+mod read_buffers;
 mod relay;
 pub(crate) mod stream;
 mod tcp;

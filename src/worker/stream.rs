@@ -59,6 +59,8 @@ use monoio::io::{
 use monoio::net::tcp::stream_poll::TcpStreamPoll;
 use monoio::net::TcpStream;
 
+use super::read_buffers;
+
 /// Ciphertext read per system call: a little over one full TLS record (16 KiB plus
 /// header and tag), so a record never needs two reads.
 const TLS_READ: usize = 17 * 1024;
@@ -254,6 +256,37 @@ impl Stream {
             }
             Stream::Detached => (Err(detached()), buf),
         }
+    }
+
+    /// Read once into a buffer lent by the worker ([`super::read_buffers`]), returned
+    /// with what was read. A socket driven by readiness borrows it only for the read
+    /// attempt itself and gives it back while it waits, so a connection waiting for its
+    /// next request holds no buffer; other streams hold it for the read.
+    pub(crate) async fn read_lent(&mut self) -> (io::Result<usize>, Vec<u8>) {
+        let Stream::Polled(tcp, _) = self else {
+            return self.read_spare(read_buffers::take()).await;
+        };
+        super::busy_poll::note_activity();
+        let mut lent = Vec::new();
+        let res = std::future::poll_fn(|cx| {
+            let mut buf = read_buffers::take();
+            // One attempt per poll: a read that would block has read nothing (the
+            // runtime registers for readiness and wakes this task), so its future can
+            // be dropped and the buffer given back until the socket is ready.
+            let attempt = std::future::Future::poll(std::pin::pin!(tcp.read_buf(&mut buf)), cx);
+            match attempt {
+                std::task::Poll::Pending => {
+                    read_buffers::give(buf);
+                    std::task::Poll::Pending
+                }
+                std::task::Poll::Ready(res) => {
+                    lent = buf;
+                    std::task::Poll::Ready(res)
+                }
+            }
+        })
+        .await;
+        (res, lent)
     }
 
     /// Write `buf[range]` whole.
@@ -984,6 +1017,48 @@ mod switching_tests {
             assert_eq!(exchange(&mut a, &mut b, b"one").await.unwrap(), b"one");
             assert!(matches!(a, Stream::Polled(_, SendMode::Direct)));
         }));
+    }
+
+    /// A readiness-driven read that has to wait gives its lent buffer back while it
+    /// waits (so an idle connection holds none), and reads into one when data comes.
+    async fn a_waiting_lent_read_holds_no_buffer() {
+        let (a, b) = pair().await;
+        let (mut a, mut b) = (Stream::readiness(a), Stream::readiness(b));
+        let spare = read_buffers::spare_count();
+        let mut read = std::pin::pin!(b.read_lent());
+        // Polled once with nothing sent yet: the read must wait.
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(read.as_mut(), cx))
+        })
+        .await;
+        assert!(first.is_pending(), "read with nothing sent");
+        assert_eq!(
+            read_buffers::spare_count(),
+            spare + 1,
+            "the waiting read kept its buffer"
+        );
+        let (res, _) = a.write_range(b"hello".to_vec(), 0..5).await;
+        res.unwrap();
+        let (res, buf) = read.await;
+        assert_eq!(&buf[..res.unwrap()], b"hello");
+        assert!(buf.capacity() >= read_buffers::READ_BUFFER);
+        assert_eq!(
+            read_buffers::spare_count(),
+            spare,
+            "the read took the spare buffer"
+        );
+    }
+
+    #[test]
+    fn a_waiting_lent_read_holds_no_buffer_on_epoll_and_io_uring() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime");
+        rt.block_on(bounded(a_waiting_lent_read_holds_no_buffer()));
+        if let Ok(mut rt) = crate::worker::build_uring() {
+            rt.block_on(bounded(a_waiting_lent_read_holds_no_buffer()));
+        }
     }
 
     #[test]
