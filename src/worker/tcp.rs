@@ -158,7 +158,10 @@ async fn serve_connection(
     let mut early = Vec::new();
     if let Some(accept) = proxy_accept(listener.proxy_protocol) {
         let header = read_proxy_header(&mut client, accept);
-        let outcome = match monoio::time::timeout(PROXY_HEADER_TIMEOUT, header).await {
+        // Boxed, as the upstream connect and the relays below: every connection's task is
+        // as large as the largest thing it may await, and an HTTP connection, which
+        // awaits none of these, should not carry their timers and relay state.
+        let outcome = match Box::pin(monoio::time::timeout(PROXY_HEADER_TIMEOUT, header)).await {
             Ok(outcome) => outcome,
             Err(_) => Err(format!("no header within {PROXY_HEADER_TIMEOUT:?}")),
         };
@@ -232,8 +235,14 @@ async fn serve_connection(
         }
     }
 
-    let Some((mut backend, _guard, _backend_active)) =
-        connect_upstream(&core, &view, pool, source, timeouts.connect).await
+    let Some((mut backend, _guard, _backend_active)) = Box::pin(connect_upstream(
+        &core,
+        &view,
+        pool,
+        source,
+        timeouts.connect,
+    ))
+    .await
     else {
         stats.refused_total.fetch_add(1, Ordering::Relaxed);
         crate::log::debug(format_args!(
@@ -272,13 +281,16 @@ async fn serve_connection(
         RelayMode::Splice => match prepare_splice(&client, &backend) {
             Ok(()) => {
                 let (pipe, idle) = (tuning.pipe_bytes, timeouts.idle);
-                relay::splice_relay(&core, &client, &backend, pipe, idle, stats).await
+                Box::pin(relay::splice_relay(
+                    &core, &client, &backend, pipe, idle, stats,
+                ))
+                .await
             }
             Err(e) => Err(e),
         },
         RelayMode::Buffered => {
             let (buffer, idle) = (tuning.copy_buffer_bytes, timeouts.idle);
-            relay::buffered_relay(client, backend, buffer, idle, stats).await
+            Box::pin(relay::buffered_relay(client, backend, buffer, idle, stats)).await
         }
     };
     core.record_duration(&view, listener_index, started.elapsed());
