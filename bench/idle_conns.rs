@@ -20,7 +20,9 @@ fn main() {
         eprintln!("usage: idle_conns ADDR N [PATH]");
         std::process::exit(2);
     }
-    let addr: SocketAddr = args[1].parse().unwrap_or_else(|e| fail(&format!("ADDR: {e}")));
+    let addr: SocketAddr = args[1]
+        .parse()
+        .unwrap_or_else(|e| fail(&format!("ADDR: {e}")));
     let n: usize = args[2].parse().unwrap_or_else(|e| fail(&format!("N: {e}")));
     let path = args.get(3).map_or("/small", String::as_str);
     let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
@@ -44,7 +46,11 @@ fn main() {
     std::io::stdout().flush().ok();
     // Hold until the script closes our standard input.
     let mut line = String::new();
-    while std::io::stdin().lock().read_line(&mut line).is_ok_and(|k| k > 0) {
+    while std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .is_ok_and(|k| k > 0)
+    {
         line.clear();
     }
     drop(conns);

@@ -897,6 +897,14 @@ mod switching_tests {
         assert_eq!(res.unwrap(), 0);
     }
 
+    /// A runtime on monoio's epoll driver, as a worker gets where io_uring is refused.
+    fn epoll_runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime")
+    }
+
     async fn bounded(fut: impl std::future::Future<Output = ()>) {
         monoio::time::timeout(Duration::from_secs(10), fut)
             .await
@@ -1007,10 +1015,7 @@ mod switching_tests {
 
     #[test]
     fn client_sends_are_direct_on_epoll() {
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .expect("runtime");
+        let mut rt = epoll_runtime();
         rt.block_on(bounded(async {
             let (a, b) = pair().await;
             let (mut a, mut b) = (Stream::client(a, false), Stream::readiness(b));
@@ -1051,10 +1056,7 @@ mod switching_tests {
 
     #[test]
     fn a_waiting_lent_read_holds_no_buffer_on_epoll_and_io_uring() {
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .expect("runtime");
+        let mut rt = epoll_runtime();
         rt.block_on(bounded(a_waiting_lent_read_holds_no_buffer()));
         if let Ok(mut rt) = crate::worker::build_uring() {
             rt.block_on(bounded(a_waiting_lent_read_holds_no_buffer()));
@@ -1063,10 +1065,7 @@ mod switching_tests {
 
     #[test]
     fn switching_keeps_a_stream_usable_on_epoll() {
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .expect("runtime");
+        let mut rt = epoll_runtime();
         rt.block_on(bounded(switch_back_and_forth()));
     }
 }
