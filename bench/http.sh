@@ -51,9 +51,9 @@ RINGWAY_TEMPLATE="${RINGWAY_TEMPLATE:-$ROOT/bench/http/ringway.ron}"
 LUA_SCRIPT="${LUA_SCRIPT:-$ROOT/bench/http/latency.lua}"
 BUILD="${BUILD:-1}"                   # 1: cargo build --release before running (if ringway is a row)
 # Busy polling. Empty (the default): each proxy as it ships; ringway polls for its default
-# budget after activity (tuning.busy_poll, 50 µs), HAProxy and nginx sleep at once. A budget
-# (e.g. 50us): ringway's tuning.busy_poll set to it and HAProxy's `busy-polling` on (it never
-# sleeps; nginx has none). 0s: off for both.
+# budget after activity (tuning.busy_poll, config::DEFAULT_BUSY_POLL), HAProxy and nginx
+# sleep at once. A budget (e.g. 50us): ringway's tuning.busy_poll set to it and HAProxy's
+# `busy-polling` on (it never sleeps; nginx has none). 0s: off for both.
 BUSY_POLL="${BUSY_POLL:-}"
 
 TMP="$(mktemp -d /tmp/ringway-http.XXXXXX)"
@@ -208,7 +208,11 @@ command -v haproxy >/dev/null && versions+=", $(haproxy -v 2>&1 | head -1 | awk 
 versions+=", $(nginx -v 2>&1 | sed 's/^nginx version: //')"
 printf '\nTools: %s.\n' "$versions"
 if [[ -z "$BUSY_POLL" ]]; then
-    printf 'Busy polling as each proxy ships: ringway polls 50 µs after activity (tuning.busy_poll default); HAProxy and nginx do not.\n'
+    # The default as the measured source defines it, so the footer can not go stale.
+    default_busy="$(sed -n 's/.*DEFAULT_BUSY_POLL: Duration = Duration::from_\(micros\|millis\)(\([0-9_]*\)).*/\2 \1/p' \
+        "$ROOT/src/config/mod.rs" | sed 's/ micros$/ µs/; s/ millis$/ ms/')"
+    printf 'Busy polling as each proxy ships: ringway polls %s after activity (tuning.busy_poll default); HAProxy and nginx do not.\n' \
+        "${default_busy:-its default budget}"
 elif busy_poll_off; then
     printf 'Busy polling off for every proxy (ringway tuning.busy_poll %s).\n' "$BUSY_POLL"
 else
