@@ -229,6 +229,10 @@ fn supervise(
             Some(Signal::Terminate) | Some(Signal::Interrupt) => {
                 crate::log::info(format_args!("stopping now"));
                 crate::sdnotify::notify("STOPPING=1");
+                // Off the ports first: exiting alone would leave any listener with an
+                // accept in flight on a worker's ring listening until the kernel tears
+                // the ring down, after the process is gone (`sys::stop_listening`).
+                crate::sys::stop_all_listening();
                 std::process::exit(0);
             }
             Some(Signal::Hangup) => {

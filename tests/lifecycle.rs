@@ -117,3 +117,28 @@ fn sigint_and_second_sigterm_stop_at_once() {
         );
     }
 }
+
+/// However ringway stops, its ports are closed by the time the process is gone. Each
+/// worker's listener has an accept in flight on its ring, which keeps the socket open
+/// until the kernel tears the ring down; before the listeners were stopped explicitly,
+/// the port went on completing handshakes for 5-15 ms after the exit (connections
+/// nobody would accept), and so would have taken clients from a ringway started at once.
+#[test]
+fn no_port_outlives_the_process() {
+    for signals in [&[libc::SIGINT][..], &[libc::SIGTERM][..]] {
+        let (_backend, mut proxy) = slow_proxy("10s", Duration::from_millis(1));
+        let addr = proxy.addr("l4");
+        // A relayed exchange first: the workers are serving, not starting up.
+        let mut client = request_in_flight(&proxy);
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"second\n");
+        drop(client);
+        proxy.signal(signals[0]);
+        assert_eq!(proxy.wait_exit(Duration::from_secs(5)), Some(0));
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{signals:?}: {e}"),
+            Ok(_) => panic!("{signals:?}: {addr} still accepted a connection after the exit"),
+        }
+    }
+}

@@ -17,6 +17,7 @@ mod upstream;
 
 use std::future::Future;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -197,7 +198,23 @@ fn run_legacy(spec: WorkerSpec) -> io::Result<()> {
 struct AcceptLoop {
     name: String,
     bind: std::net::SocketAddr,
+    /// The listening socket of a TCP listener (owned by `task`), stopped before the loop
+    /// is dropped: see [`AcceptLoop::stop_listening`].
+    listening: Option<std::os::fd::RawFd>,
     task: TaskBox,
+}
+
+impl AcceptLoop {
+    /// Take a TCP listener off its port now, before its loop is dropped. Dropping alone
+    /// is not enough on io_uring: the accept in flight keeps the socket listening until
+    /// the ring has cancelled it, and a worker that exits before its next trip into the
+    /// kernel leaves that to the ring's teardown, while the port goes on queueing
+    /// connections nobody will accept (`sys::stop_listening`).
+    fn stop_listening(&self) {
+        if let Some(fd) = self.listening {
+            crate::sys::stop_listening(fd);
+        }
+    }
 }
 
 /// Start an accept loop (TCP) or datagram loop (UDP) for `socket` if the current view
@@ -209,17 +226,29 @@ fn start_accept(core: &Core, name: String, socket: BoundSocket) -> Option<Accept
     let label: std::rc::Rc<str> = std::rc::Rc::from(name.as_str());
     let registered = match (socket, &view.snapshot.config.listeners[index].protocol) {
         (BoundSocket::Tcp(socket), Protocol::Tcp { .. } | Protocol::Http(_)) => {
-            monoio::net::TcpListener::from_std(socket)
-                .map(|l| Box::pin(tcp::accept_loop(core.clone(), label, l)) as TaskBox)
+            let fd = socket.as_raw_fd();
+            monoio::net::TcpListener::from_std(socket).map(|l| {
+                let task = Box::pin(tcp::accept_loop(core.clone(), label, l)) as TaskBox;
+                (Some(fd), task)
+            })
         }
         (BoundSocket::Udp(socket), Protocol::Udp { .. }) => {
-            monoio::net::udp::UdpSocket::from_std(socket)
-                .map(|s| Box::pin(udp::serve(core.clone(), label, s)) as TaskBox)
+            monoio::net::udp::UdpSocket::from_std(socket).map(|s| {
+                (
+                    None,
+                    Box::pin(udp::serve(core.clone(), label, s)) as TaskBox,
+                )
+            })
         }
         _ => return None, // the listener changed kind in a reload; its new socket follows
     };
     match registered {
-        Ok(task) => Some(AcceptLoop { name, bind, task }),
+        Ok((listening, task)) => Some(AcceptLoop {
+            name,
+            bind,
+            listening,
+            task,
+        }),
         Err(e) => {
             crate::log::error(format_args!(
                 "worker {}: cannot register listener {name}: {e}",
@@ -274,12 +303,19 @@ async fn serve(spec: WorkerSpec, on_ring: bool) {
             for added in new_listeners.try_iter() {
                 loops.extend(start_accept(&core, added.name, added.socket));
             }
+            // A listener the reloaded config no longer has stops listening now, and its
+            // loop (with the socket) is dropped.
             loops.retain(|l| {
-                view.snapshot
+                let listed = view
+                    .snapshot
                     .config
                     .listeners
                     .iter()
-                    .any(|c| c.name == l.name && c.bind == l.bind)
+                    .any(|c| c.name == l.name && c.bind == l.bind);
+                if !listed {
+                    l.stop_listening();
+                }
+                listed
             });
             if last_shipped.elapsed() >= HISTOGRAM_PERIOD {
                 last_shipped = std::time::Instant::now();
@@ -297,6 +333,7 @@ async fn serve(spec: WorkerSpec, on_ring: bool) {
         std::task::Poll::Pending
     })
     .await;
+    loops.iter().for_each(AcceptLoop::stop_listening);
     drop(loops);
     // Idle keep-alive connections (both sides) close now; busy ones after their exchange.
     core.begin_drain();
