@@ -231,8 +231,9 @@ struct Conn<'a> {
     /// The current upstream connection's unread bytes. Kept per client connection: an
     /// upstream connection is only parked when nothing of it is buffered.
     uin: Inbound,
-    /// Heads written for either side.
-    out: Vec<u8>,
+    /// Heads written for either side, in a buffer lent by the worker for the length of
+    /// an exchange: an idle connection holds none.
+    out: read_buffers::LentBuf,
     stats: &'a ListenerStats,
     /// The current request's fields for the access log (when the listener has one).
     meta: LogMeta,
@@ -311,7 +312,7 @@ pub async fn serve(
         source,
         cin: Inbound::new(early),
         uin: Inbound::new(Vec::new()),
-        out: Vec::with_capacity(1024),
+        out: read_buffers::LentBuf::default(),
         stats,
         meta: LogMeta::default(),
         cookie: Vec::new(),
@@ -353,6 +354,7 @@ pub async fn serve(
                 // partly here, pipelined): the worker lends one when it arrives.
                 conn.cin.release();
                 conn.uin.release();
+                conn.out.give_back();
             }
             _ => break,
         }
@@ -505,7 +507,7 @@ impl Conn<'_> {
                 let is_head = head.method == Method::Head;
                 self.cin.consume(head.head_len);
                 let close = !self.discard_body(&head, settings).await;
-                self.out.clear();
+                self.out.start();
                 write_direct(&mut self.out, *status, content_type, body, close, is_head);
                 let ok = self
                     .timer
@@ -649,7 +651,7 @@ impl Conn<'_> {
     /// Send a generated error response; failures to write are ignored (the client is
     /// going away, or is about to be closed anyway).
     async fn respond_error(&mut self, status: u16, close: bool) {
-        self.out.clear();
+        self.out.start();
         write_error(&mut self.out, status, close);
         let _ = self
             .timer
@@ -957,7 +959,7 @@ impl Conn<'_> {
             );
 
         // The rewritten head goes into `out` once; a retry resends the same bytes.
-        self.out.clear();
+        self.out.start();
         let proto = if self.client.is_tls() {
             ForwardedProto::Https
         } else {
@@ -1154,7 +1156,7 @@ impl Conn<'_> {
             || self.core.is_draining();
         let set_cookie = sticky_cookie(view, req, lease.load.backend(), &mut self.cookie)
             .then_some(&self.cookie[..]);
-        self.out.clear();
+        self.out.start();
         let rewrite = ResponseRewrite {
             edits: Some(req.response_edits),
             set_cookie,
@@ -1407,7 +1409,7 @@ impl Conn<'_> {
                 .fail(502, "upstream switched protocols unasked", true)
                 .await;
         }
-        self.out.clear();
+        self.out.start();
         write_client_response(
             resp,
             self.uin.data(),

@@ -1,5 +1,5 @@
-//! The worker's spare read buffers, lent to HTTP connections for as long as they hold
-//! unconsumed bytes.
+//! The worker's spare buffers, lent to HTTP connections for as long as they hold
+//! unconsumed bytes (reads) or an exchange is under way (the heads they write).
 //!
 //! Why: most keep-alive connections are idle most of the time, and an idle connection
 //! needs no buffer. A connection that owned a 16 KiB read buffer for its whole life, one
@@ -56,6 +56,47 @@ pub(crate) fn give(mut buf: Vec<u8>) {
     });
 }
 
+/// A buffer taken from the pool on first use ([`LentBuf::start`]) and given back by
+/// [`LentBuf::give_back`] or when dropped: for bytes a connection needs only while an
+/// exchange is under way, such as the heads it writes.
+#[derive(Default)]
+pub(crate) struct LentBuf(Vec<u8>);
+
+impl LentBuf {
+    /// The buffer, emptied, taken from the pool if this holds none.
+    pub(crate) fn start(&mut self) -> &mut Vec<u8> {
+        if self.0.capacity() == 0 {
+            self.0 = take();
+        }
+        self.0.clear();
+        &mut self.0
+    }
+
+    /// Give the buffer back to the pool; the next [`start`](Self::start) takes one again.
+    pub(crate) fn give_back(&mut self) {
+        give(std::mem::take(&mut self.0));
+    }
+}
+
+impl Drop for LentBuf {
+    fn drop(&mut self) {
+        self.give_back();
+    }
+}
+
+impl std::ops::Deref for LentBuf {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for LentBuf {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
 /// How many spare buffers this worker holds (for tests).
 #[cfg(test)]
 pub(crate) fn spare_count() -> usize {
@@ -104,6 +145,27 @@ mod tests {
                 let _ = take();
             }
         }
+    }
+
+    #[test]
+    fn a_lent_buffer_is_taken_on_start_and_given_back_when_done() {
+        // A thread of its own, so the pool starts empty and the counts are exact.
+        std::thread::spawn(|| {
+            give(Vec::with_capacity(READ_BUFFER));
+            let mut lent = LentBuf::default();
+            assert_eq!(lent.capacity(), 0, "a new LentBuf holds no buffer");
+            lent.start().extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+            assert_eq!(spare_count(), 0, "start took the spare buffer");
+            assert!(lent.start().is_empty(), "start empties the buffer it holds");
+            assert_eq!(spare_count(), 0, "a second start takes no other buffer");
+            lent.give_back();
+            assert_eq!((lent.capacity(), spare_count()), (0, 1));
+            lent.start();
+            drop(lent);
+            assert_eq!(spare_count(), 1, "dropping gives the buffer back");
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
