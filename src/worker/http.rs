@@ -346,7 +346,7 @@ pub async fn serve(
             return;
         };
         match conn
-            .exchange(head, &view, index, listener, settings, runtime)
+            .exchange(&head, &view, index, listener, settings, runtime)
             .await
         {
             Next::KeepAlive if !core.is_draining() => {
@@ -448,7 +448,7 @@ impl Conn<'_> {
     /// Handle one request from head to the end of its response.
     async fn exchange(
         &mut self,
-        head: RequestHead,
+        head: &RequestHead,
         view: &Rc<CoreView>,
         index: usize,
         listener: &Listener,
@@ -458,7 +458,7 @@ impl Conn<'_> {
         let logging = listener.access_log != AccessLogFormat::Off;
         let started = Instant::now();
         if logging {
-            self.meta.record(&head, self.cin.data());
+            self.meta.record(head, self.cin.data());
         }
 
         // Rate limit per request: one client may not flood the backends by reusing a
@@ -469,7 +469,7 @@ impl Conn<'_> {
                     .rate_limited_total
                     .fetch_add(1, Ordering::Relaxed);
                 self.cin.consume(head.head_len);
-                let close = !self.discard_body(&head, settings).await;
+                let close = !self.discard_body(head, settings).await;
                 self.respond_error(429, close).await;
                 let outcome = Outcome::local(429, Some("client over its rate limit"));
                 self.finish(listener, runtime, None, started, &outcome);
@@ -487,7 +487,7 @@ impl Conn<'_> {
         };
         let Some((route, action)) = runtime.routes.lookup(&request) else {
             self.cin.consume(head.head_len);
-            let close = !self.discard_body(&head, settings).await;
+            let close = !self.discard_body(head, settings).await;
             self.respond_error(404, close).await;
             self.finish(
                 listener,
@@ -506,7 +506,7 @@ impl Conn<'_> {
             } => {
                 let is_head = head.method == Method::Head;
                 self.cin.consume(head.head_len);
-                let close = !self.discard_body(&head, settings).await;
+                let close = !self.discard_body(head, settings).await;
                 self.out.start();
                 write_direct(&mut self.out, *status, content_type, body, close, is_head);
                 let ok = self
@@ -665,7 +665,8 @@ impl Conn<'_> {
 
 /// The parts of a routed request that the proxying steps need.
 struct Proxied<'r> {
-    head: RequestHead,
+    /// Borrowed, not copied: a copy would be stored again in every connection's task.
+    head: &'r RequestHead,
     pool: usize,
     /// The backend the request's sticky cookie names, if usable.
     sticky: Option<StickyChoice>,
@@ -937,28 +938,15 @@ impl Conn<'_> {
         }
     }
 
-    /// Proxy one routed request to its pool and stream the response back.
-    async fn proxy(
-        &mut self,
-        view: &Rc<CoreView>,
-        listener: &Listener,
-        settings: &HttpSettings,
-        req: &Proxied<'_>,
-    ) -> (Next, Outcome) {
+    /// Write the request head as the upstream gets it into `out` (hop-by-hop headers
+    /// removed, forwarding headers and the route's edits applied), consume it from the
+    /// client's bytes, and return its length.
+    ///
+    /// A plain function, not inline in `proxy`: the rewrite's options and the borrowed
+    /// header lists it needs would otherwise be stored in `proxy`'s future across all of
+    /// its waits, and so in every connection's task.
+    fn write_request_head(&mut self, req: &Proxied<'_>) -> usize {
         let head = req.head;
-        let timeouts = settings.timeouts;
-        let idle = listener.timeouts.idle;
-        let client_keep_alive = head.keep_alive;
-        let has_body = head.framing != BodyFraming::None;
-        // A request may be sent again on a fresh connection only when nothing of it can
-        // have been acted on: a safe method without a body (RFC 9110 §9.2.2).
-        let retryable = !has_body
-            && matches!(
-                head.method,
-                Method::Get | Method::Head | Method::Options | Method::Trace
-            );
-
-        // The rewritten head goes into `out` once; a retry resends the same bytes.
         self.out.start();
         let proto = if self.client.is_tls() {
             ForwardedProto::Https
@@ -997,9 +985,33 @@ impl Conn<'_> {
             connection_close: false,
             edits: Some(req.request_edits),
         };
-        write_upstream_request(&head, self.cin.data(), &mut self.out, &opts);
+        write_upstream_request(head, self.cin.data(), &mut self.out, &opts);
         self.cin.consume(head.head_len);
-        let head_len = self.out.len();
+        self.out.len()
+    }
+
+    /// Proxy one routed request to its pool and stream the response back.
+    async fn proxy(
+        &mut self,
+        view: &Rc<CoreView>,
+        listener: &Listener,
+        settings: &HttpSettings,
+        req: &Proxied<'_>,
+    ) -> (Next, Outcome) {
+        let head = req.head;
+        let idle = listener.timeouts.idle;
+        let client_keep_alive = head.keep_alive;
+        let has_body = head.framing != BodyFraming::None;
+        // A request may be sent again on a fresh connection only when nothing of it can
+        // have been acted on: a safe method without a body (RFC 9110 §9.2.2).
+        let retryable = !has_body
+            && matches!(
+                head.method,
+                Method::Get | Method::Head | Method::Options | Method::Trace
+            );
+
+        // The rewritten head goes into `out` once; a retry resends the same bytes.
+        let head_len = self.write_request_head(req);
 
         let mut tracker = BodyTracker::new(head.framing, &settings.limits);
         let mut tried = Tried::default();
@@ -1064,7 +1076,7 @@ impl Conn<'_> {
                 // `Expect: 100-continue` with the body not sent yet: the backend answers
                 // first, either 100 (send the body) or a final status (don't).
                 if head.expect_continue && self.cin.is_empty() {
-                    let deadline = Instant::now() + timeouts.upstream_response;
+                    let deadline = Instant::now() + settings.timeouts.upstream_response;
                     match self
                         .read_response_head(&mut lease, head.method, deadline)
                         .await
@@ -1085,7 +1097,7 @@ impl Conn<'_> {
                     return outcome;
                 }
             }
-            let deadline = Instant::now() + timeouts.upstream_response;
+            let deadline = Instant::now() + settings.timeouts.upstream_response;
             match self
                 .read_response_head(&mut lease, head.method, deadline)
                 .await
@@ -1108,7 +1120,7 @@ impl Conn<'_> {
                     if self.forward_interim(&resp, idle).await.is_err() {
                         return (Next::Close, Outcome::local(499, Some("client gone")));
                     }
-                    let deadline = Instant::now() + timeouts.upstream_response;
+                    let deadline = Instant::now() + settings.timeouts.upstream_response;
                     response = self
                         .read_response_head(&mut lease, head.method, deadline)
                         .await
