@@ -1023,8 +1023,11 @@ impl Conn<'_> {
             Reuse::Checked
         };
         let preferred = req.sticky.and_then(|s| s.backend);
-        let (mut lease, response) = loop {
-            let mut lease = match self
+        // One `lease` slot for every attempt, not one per attempt and one for the loop's
+        // result: a future keeps each such local, and so does every connection's task.
+        let mut lease: Lease;
+        let mut response = loop {
+            lease = match self
                 .acquire(view, listener, req.pool, preferred, &mut tried, reuse)
                 .await
             {
@@ -1067,6 +1070,8 @@ impl Conn<'_> {
                 if lease.reused && retryable {
                     reuse = Reuse::Fresh;
                     tried = Tried::default();
+                    // Closed before the next connection is chosen, as it always was.
+                    drop(lease);
                     continue;
                 }
                 lease.report(self.core, Passive::Reset);
@@ -1086,8 +1091,8 @@ impl Conn<'_> {
                                 return (Next::Close, Outcome::local(499, Some("client gone")));
                             }
                         }
-                        Ok(resp) => break (lease, Ok((resp, false))),
-                        Err(e) => break (lease, Err(e)),
+                        Ok(resp) => break Ok((resp, false)),
+                        Err(e) => break Err(e),
                     }
                 }
                 if let Err(outcome) = self
@@ -1106,14 +1111,14 @@ impl Conn<'_> {
                     // A parked connection the server had closed: try once more, fresh.
                     reuse = Reuse::Fresh;
                     tried = Tried::default();
+                    drop(lease);
                     continue;
                 }
-                res => break (lease, res.map(|r| (r, true))),
+                res => break res.map(|r| (r, true)),
             }
         };
 
         // Interim responses first, then the final one.
-        let mut response = response;
         let (resp, body_sent) = loop {
             match response {
                 Ok((resp, sent)) if resp.is_interim() => {
