@@ -477,15 +477,27 @@ impl Conn<'_> {
             }
         }
 
-        let data = self.cin.data();
-        let headers = IterHeaders(head.headers(data).map(|f| (f.name, f.value)));
-        let request = RequestView {
-            method: head.method_bytes(data),
-            host: head.host_bytes(data),
-            target: head.target_bytes(data),
-            headers: &headers,
+        // Routed in a block: the view of the request the routes read is not needed once
+        // the route (and the sticky backend it implies) is known, and a local still in
+        // scope at a wait is stored in the connection's task.
+        let routed = {
+            let data = self.cin.data();
+            let headers = IterHeaders(head.headers(data).map(|f| (f.name, f.value)));
+            let request = RequestView {
+                method: head.method_bytes(data),
+                host: head.host_bytes(data),
+                target: head.target_bytes(data),
+                headers: &headers,
+            };
+            runtime.routes.lookup(&request).map(|(route, action)| {
+                let sticky = match action {
+                    Action::Proxy { pool, .. } => sticky_backend(view, *pool, &request),
+                    Action::Respond { .. } => None,
+                };
+                (route, action, sticky)
+            })
         };
-        let Some((route, action)) = runtime.routes.lookup(&request) else {
+        let Some((route, action, sticky)) = routed else {
             self.cin.consume(head.head_len);
             let close = !self.discard_body(head, settings).await;
             self.respond_error(404, close).await;
@@ -537,7 +549,6 @@ impl Conn<'_> {
                 response: response_edits,
                 client_subject,
             } => {
-                let sticky = sticky_backend(view, *pool, &request);
                 let exchange = Proxied {
                     head,
                     pool: *pool,
