@@ -294,26 +294,32 @@ impl LogMeta {
     }
 }
 
-/// Serve HTTP/1.1 on an accepted client connection until it closes.
+/// Serve HTTP/1.1 on an accepted client connection until it closes, as a task of its
+/// own: everything it needs is owned, including what counts the connection as open
+/// (`open`, and the listener's `stats` gauge), dropped after the socket.
 ///
 /// `early` holds bytes already read (after a PROXY protocol header).
 pub async fn serve(
-    core: &Core,
-    name: &str,
+    core: Core,
+    name: Rc<str>,
     client: Stream,
     source: SocketAddr,
     early: Vec<u8>,
-    stats: &ListenerStats,
+    _open: super::core::OpenGuard,
+    stats: impl std::ops::Deref<Target = ListenerStats>,
 ) {
+    // The arguments are dropped after the connection, in reverse order: the gauge is
+    // down before `_open` wakes a paused accept loop. None is rebound here: every local
+    // kept across a wait is stored again in the connection's task.
     let mut conn = Conn {
-        core,
-        name,
+        core: &core,
+        name: &name,
         client,
         source,
         cin: Inbound::new(early),
         uin: Inbound::new(Vec::new()),
         out: read_buffers::LentBuf::default(),
-        stats,
+        stats: &stats,
         meta: LogMeta::default(),
         cookie: Vec::new(),
         subject: None,
@@ -322,7 +328,7 @@ pub async fn serve(
     loop {
         let head = {
             let view = core.view();
-            let Some((_, listener, settings, runtime)) = http_listener(&view, name) else {
+            let Some((_, listener, settings, runtime)) = http_listener(&view, &name) else {
                 return; // the listener is gone, or changed protocol, after a reload
             };
             match conn.read_head(settings).await {
@@ -342,7 +348,7 @@ pub async fn serve(
         // health change, which this request must see (a keep-alive connection can live
         // much longer than one config).
         let view = core.view();
-        let Some((index, listener, settings, runtime)) = http_listener(&view, name) else {
+        let Some((index, listener, settings, runtime)) = http_listener(&view, &name) else {
             return;
         };
         match conn
