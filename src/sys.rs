@@ -265,7 +265,7 @@ pub fn stop_all_listening() {
 
 /// Whether `fd` is a listening socket (`SO_ACCEPTCONN`). False for anything else,
 /// including a descriptor that is not a socket or was closed meanwhile.
-fn is_listening(fd: RawFd) -> bool {
+pub fn is_listening(fd: RawFd) -> bool {
     matches!(int_sockopt(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN), Ok(on) if on != 0)
 }
 

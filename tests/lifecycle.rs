@@ -140,5 +140,11 @@ fn no_port_outlives_the_process() {
             Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{signals:?}: {e}"),
             Ok(_) => panic!("{signals:?}: {addr} still accepted a connection after the exit"),
         }
+        // Taking the listeners off their ports is part of stopping, not a failure to log.
+        let log = proxy.log_to_end(Duration::from_secs(2));
+        assert!(
+            !log.iter().any(|l| l.contains("accept failed")),
+            "{signals:?}: {log:?}"
+        );
     }
 }

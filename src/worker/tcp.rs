@@ -72,6 +72,12 @@ pub async fn accept_loop(core: Core, name: Rc<str>, listener: TcpListener) {
                     }
                 }
             }
+            Err(_) if !crate::sys::is_listening(listener.as_raw_fd()) => {
+                // Taken off its port for a stop at once (`sys::stop_all_listening`): the
+                // accept in flight fails with EINVAL, and there is nothing left to accept
+                // or to report.
+                return;
+            }
             Err(e) => {
                 crate::log::warn(format_args!("worker {}: accept failed: {e}", core.index()));
                 monoio::time::sleep(ACCEPT_BACKOFF).await;

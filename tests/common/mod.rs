@@ -217,6 +217,20 @@ impl Proxy {
     pub fn drain_log(&self) -> Vec<String> {
         self.log.try_iter().collect()
     }
+
+    /// After the proxy exited: every stderr line not read yet, up to the end of its
+    /// output (or `limit`, whichever comes first).
+    pub fn log_to_end(&self, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        let mut lines = Vec::new();
+        while let Ok(line) = self
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            lines.push(line);
+        }
+        lines
+    }
 }
 
 impl Drop for Proxy {
