@@ -75,31 +75,28 @@ const UPSTREAM_LIMITS: Limits = Limits {
 ///
 /// Owned buffers, because io_uring writes into memory the kernel holds until the
 /// operation completes: each read or write hands the `Vec` over and gets it back. The
-/// buffer is the worker's, lent ([`super::read_buffers`]): given back by [`release`]
+/// buffer is the worker's, lent ([`read_buffers::LentBuf`]): given back by [`release`]
 /// (Self::release) once an exchange leaves it empty, and when the connection ends.
 struct Inbound {
-    buf: Vec<u8>,
+    buf: read_buffers::LentBuf,
     pos: usize,
-}
-
-impl Drop for Inbound {
-    fn drop(&mut self) {
-        read_buffers::give(std::mem::take(&mut self.buf));
-    }
 }
 
 impl Inbound {
     /// Starting with `early` (bytes read before the HTTP driver began: past a PROXY
     /// header), or with no buffer at all until the first read brings data.
     fn new(early: Vec<u8>) -> Inbound {
-        Inbound { buf: early, pos: 0 }
+        Inbound {
+            buf: early.into(),
+            pos: 0,
+        }
     }
 
     /// Give the buffer back to the worker if nothing in it is left to consume: between
     /// exchanges a keep-alive connection then holds no buffer while it waits.
     fn release(&mut self) {
         if self.is_empty() {
-            read_buffers::give(std::mem::take(&mut self.buf));
+            self.buf.give_back();
             self.pos = 0;
         }
     }
@@ -140,7 +137,7 @@ impl Inbound {
             // lent for the read, which a readiness-driven socket holds only once its
             // data is there.
             let (res, buf) = stream.read_lent().await;
-            self.buf = buf;
+            *self.buf = buf;
             self.pos = 0;
             return res;
         }
@@ -148,15 +145,16 @@ impl Inbound {
             // Move the unconsumed tail to the front (a head in progress, usually short)
             // so the buffer's spare room is at the end where the kernel writes.
             self.buf.copy_within(self.pos.., 0);
-            self.buf.truncate(self.buf.len() - self.pos);
+            let kept = self.buf.len() - self.pos;
+            self.buf.truncate(kept);
             self.pos = 0;
         }
         if self.buf.capacity() - self.buf.len() < room / 2 {
             self.buf.reserve(room);
         }
-        let buf = std::mem::take(&mut self.buf);
+        let buf = std::mem::take(&mut *self.buf);
         let (res, buf) = stream.read_spare(buf).await;
-        self.buf = buf;
+        *self.buf = buf;
         res
     }
 
@@ -168,9 +166,9 @@ impl Inbound {
         to: &mut Stream,
     ) -> io::Result<()> {
         let (start, end) = (self.pos + range.start, self.pos + range.end);
-        let buf = std::mem::take(&mut self.buf);
+        let buf = std::mem::take(&mut *self.buf);
         let (res, buf) = to.write_range(buf, start..end).await;
-        self.buf = buf;
+        *self.buf = buf;
         res
     }
 

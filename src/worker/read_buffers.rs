@@ -57,8 +57,8 @@ pub(crate) fn give(mut buf: Vec<u8>) {
 }
 
 /// A buffer taken from the pool on first use ([`LentBuf::start`]) and given back by
-/// [`LentBuf::give_back`] or when dropped: for bytes a connection needs only while an
-/// exchange is under way, such as the heads it writes.
+/// [`LentBuf::give_back`] or when dropped: for bytes a connection needs only while they
+/// are in flight, such as what it has read and not consumed, and the heads it writes.
 #[derive(Default)]
 pub(crate) struct LentBuf(Vec<u8>);
 
@@ -75,6 +75,13 @@ impl LentBuf {
     /// Give the buffer back to the pool; the next [`start`](Self::start) takes one again.
     pub(crate) fn give_back(&mut self) {
         give(std::mem::take(&mut self.0));
+    }
+}
+
+impl From<Vec<u8>> for LentBuf {
+    /// Holding `buf` (bytes already read, say), given to the pool like a lent one.
+    fn from(buf: Vec<u8>) -> Self {
+        LentBuf(buf)
     }
 }
 
