@@ -294,7 +294,7 @@ impl LogMeta {
 
 /// Serve HTTP/1.1 on an accepted client connection until it closes, as a task of its
 /// own: everything it needs is owned, including what counts the connection as open
-/// (`open`, and the listener's `stats` gauge), dropped after the socket.
+/// (`_open`, and the listener's gauge `active`), dropped after the socket.
 ///
 /// `early` holds bytes already read (after a PROXY protocol header).
 pub async fn serve(
@@ -304,11 +304,11 @@ pub async fn serve(
     source: SocketAddr,
     early: Vec<u8>,
     _open: super::core::OpenGuard,
-    stats: impl std::ops::Deref<Target = ListenerStats>,
+    active: super::tcp::OpenGauge,
 ) {
-    // The arguments are dropped after the connection, in reverse order: the gauge is
-    // down before `_open` wakes a paused accept loop. None is rebound here: every local
-    // kept across a wait is stored again in the connection's task.
+    // The arguments are dropped after the connection, in reverse order: the listener's
+    // gauge is down before `_open` wakes a paused accept loop. None is rebound here:
+    // every local kept across a wait is stored again in the connection's task.
     let mut conn = Conn {
         core: &core,
         name: &name,
@@ -317,7 +317,7 @@ pub async fn serve(
         cin: Inbound::new(early),
         uin: Inbound::new(Vec::new()),
         out: read_buffers::LentBuf::default(),
-        stats: &stats,
+        stats: &active,
         meta: LogMeta::default(),
         cookie: Vec::new(),
         subject: None,

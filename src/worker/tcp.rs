@@ -112,7 +112,7 @@ fn start_connection(
 }
 
 /// A listener's active-connection gauge, held by a connection from accept to close.
-struct OpenGauge(Arc<ListenerStats>);
+pub(super) struct OpenGauge(Arc<ListenerStats>);
 
 impl OpenGauge {
     fn new(stats: Arc<ListenerStats>) -> OpenGauge {
